@@ -1,0 +1,207 @@
+"""The corpus schema. The YAML files in ``corpus/`` are data; this module is their contract.
+
+Documented for authors in ``corpus/README.md``; keep the two in step (a test checks that
+every field named here appears there).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+
+class Role(StrEnum):
+    BACKEND = "backend"
+    ML_ENGINEER = "ml_engineer"
+    DATA_SCIENTIST = "data_scientist"
+    LLM_INFRA = "llm_infra"
+    PLATFORM_INFRA = "platform_infra"
+    DATA_ENGINEER = "data_engineer"
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.BACKEND: "Backend engineer",
+    Role.ML_ENGINEER: "ML engineer",
+    Role.DATA_SCIENTIST: "Data scientist",
+    Role.LLM_INFRA: "LLM / AI infrastructure",
+    Role.PLATFORM_INFRA: "Platform / performance",
+    Role.DATA_ENGINEER: "Data engineer",
+}
+
+
+class Kind(StrEnum):
+    CONCEPT = "concept"
+    DESIGN = "design"
+    CODE = "code"
+    DEBUGGING = "debugging"
+    TRADEOFF = "tradeoff"
+
+
+QuestionId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=80)]
+CriterionId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
+TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+MODEL_ANSWER_WORDS = (100, 400)
+WEIGHT_SUM_TOLERANCE = 0.001
+LEVELS = range(0, 6)
+
+
+def word_count(text: str) -> int:
+    return len(re.findall(r"\S+", text))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Criterion(_Strict):
+    """One thing a strong answer must do, with the evidence that shows it was done."""
+
+    id: CriterionId
+    name: Text
+    weight: float = Field(gt=0, le=1)
+    description: Text
+    key_points: list[Text] = Field(min_length=1, max_length=8)
+
+
+class Rubric(_Strict):
+    """Weighted criteria (weights sum to 1.0) and what each overall level 0-5 means here.
+
+    The overall score is computed in code from the criterion scores, see
+    :func:`app.grading.scoring.overall_score`; the ``levels`` describe it for humans.
+    """
+
+    criteria: list[Criterion] = Field(min_length=3, max_length=6)
+    levels: dict[int, Text]
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        total = sum(c.weight for c in self.criteria)
+        if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+            raise ValueError(f"criterion weights must sum to 1.0, they sum to {total:.3f}")
+        ids = [c.id for c in self.criteria]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate criterion ids: {', '.join(duplicates)}")
+        if set(self.levels) != set(LEVELS):
+            raise ValueError("levels must describe exactly the scores 0, 1, 2, 3, 4 and 5")
+        return self
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for criterion in self.criteria:
+            if criterion.id == criterion_id:
+                return criterion
+        raise KeyError(criterion_id)
+
+
+class Misconception(_Strict):
+    """A wrong claim candidates make, phrased as they would assert it, and the truth."""
+
+    claim: Text
+    correction: Text
+
+
+class FollowUp(_Strict):
+    """A follow-up: either ``ref`` to another corpus question, or an inline question.
+
+    ``targets`` names the criteria of the parent question whose miss makes this follow-up
+    the right next step; ``probes`` says in words which gap it probes.
+    """
+
+    ref: QuestionId | None = None
+    question: Text | None = None
+    key_points: list[Text] = Field(default_factory=list, max_length=6)
+    probes: Text
+    targets: list[CriterionId] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ref_or_inline(self) -> Self:
+        if (self.ref is None) == (self.question is None):
+            raise ValueError("a follow-up needs exactly one of `ref` (a question id) or `question`")
+        if self.question is not None and len(self.key_points) < 2:
+            raise ValueError("an inline follow-up needs at least 2 key_points (its short rubric)")
+        if self.ref is not None and self.key_points:
+            raise ValueError("a `ref` follow-up takes its rubric from the referenced question")
+        return self
+
+
+class Question(_Strict):
+    id: QuestionId
+    topic: TopicId
+    subtopics: list[Text] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1)
+    difficulty: int = Field(ge=1, le=5)
+    kind: Kind
+    question: Text
+    model_answer: Text
+    rubric: Rubric
+    misconceptions: list[Misconception] = Field(min_length=1)
+    follow_ups: list[FollowUp] = Field(min_length=1, max_length=3)
+    source: str | None = None  # e.g. "article" for the seed article's example questions
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        words = word_count(self.model_answer)
+        low, high = MODEL_ANSWER_WORDS
+        if not low <= words <= high:
+            raise ValueError(f"model_answer has {words} words; it must have {low}-{high}")
+        criterion_ids = {c.id for c in self.rubric.criteria}
+        for follow_up in self.follow_ups:
+            unknown = [t for t in follow_up.targets if t not in criterion_ids]
+            if unknown:
+                raise ValueError(
+                    f"follow-up targets unknown criteria {unknown}; known: {sorted(criterion_ids)}"
+                )
+            if follow_up.ref == self.id:
+                raise ValueError("a follow-up cannot refer to its own question")
+        return self
+
+    @property
+    def key_points(self) -> list[str]:
+        return [point for criterion in self.rubric.criteria for point in criterion.key_points]
+
+
+class TopicInfo(_Strict):
+    id: TopicId
+    title: Text
+    description: Text
+
+
+class TopicFile(_Strict):
+    """One ``corpus/<topic>.yaml`` file: a topic and its questions."""
+
+    topic: TopicId
+    questions: list[Question] = Field(min_length=1)
+
+
+class TopicsFile(_Strict):
+    """``corpus/topics.yaml``: the topics the corpus may use, in display order."""
+
+    version: Text
+    topics: list[TopicInfo] = Field(min_length=1)
+
+
+class Corpus(BaseModel):
+    """The validated corpus: every question by id, and the topics in display order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    topics: dict[str, TopicInfo]
+    questions: dict[str, Question]
+
+    def by_topic(self, topic: str) -> list[Question]:
+        return [q for q in self.questions.values() if q.topic == topic]
+
+    def for_role(self, role: Role) -> list[Question]:
+        return [q for q in self.questions.values() if role in q.roles]
+
+    def get(self, question_id: str) -> Question:
+        try:
+            return self.questions[question_id]
+        except KeyError:
+            raise KeyError(f"no question with id {question_id!r} in the corpus") from None

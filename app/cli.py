@@ -33,7 +33,10 @@ def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
         for shortfall in cov.shortfalls:
             print(f"coverage: {shortfall}", file=sys.stderr)
         return 1
-    print(f"\ncorpus OK: {cov.total} questions in {len(corpus.topics)} topics (version {corpus.version})")
+    print(
+        f"\ncorpus OK: {cov.total} questions in {len(corpus.topics)} topics "
+        f"(version {corpus.version})"
+    )
     return 0
 
 

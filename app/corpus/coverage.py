@@ -41,11 +41,14 @@ def coverage(corpus: Corpus) -> Coverage:
         article_examples=sum(1 for q in questions if q.source == "article"),
     )
     if result.total < MIN_QUESTIONS:
-        result.shortfalls.append(f"{result.total} questions in all; at least {MIN_QUESTIONS} needed")
+        result.shortfalls.append(
+            f"{result.total} questions in all; at least {MIN_QUESTIONS} needed"
+        )
     for topic in corpus.topics:
         if result.by_topic[topic] < MIN_PER_TOPIC:
             result.shortfalls.append(
-                f"topic {topic}: {result.by_topic[topic]} questions; at least {MIN_PER_TOPIC} needed"
+                f"topic {topic}: {result.by_topic[topic]} questions; "
+                f"at least {MIN_PER_TOPIC} needed"
             )
     for role in Role:
         if result.by_role[role] < MIN_PER_ROLE:
@@ -54,7 +57,8 @@ def coverage(corpus: Corpus) -> Coverage:
             )
     if result.article_examples < ARTICLE_EXAMPLES:
         result.shortfalls.append(
-            f"{result.article_examples} of the article's {ARTICLE_EXAMPLES} example questions present"
+            f"{result.article_examples} of the article's {ARTICLE_EXAMPLES} "
+            "example questions present"
         )
     return result
 
@@ -79,13 +83,12 @@ def render_table(corpus: Corpus, cov: Coverage) -> str:
         lines.append(row + str(cov.by_topic[topic]).rjust(8))
     lines.append("-" * len(header))
     lines.append(
-        "all".ljust(width) + "".join(str(cov.by_role[r]).rjust(10) for r in roles)
+        "all".ljust(width)
+        + "".join(str(cov.by_role[r]).rjust(10) for r in roles)
         + str(cov.total).rjust(8)
     )
     lines.append("")
-    lines.append(
-        "difficulty: " + ", ".join(f"{d}: {cov.by_difficulty[d]}" for d in range(1, 6))
-    )
+    lines.append("difficulty: " + ", ".join(f"{d}: {cov.by_difficulty[d]}" for d in range(1, 6)))
     lines.append("kind: " + ", ".join(f"{k}: {cov.by_kind[k]}" for k in Kind))
     lines.append(f"article example questions: {cov.article_examples} of {ARTICLE_EXAMPLES}")
     return "\n".join(lines)

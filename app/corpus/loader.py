@@ -83,7 +83,8 @@ def _key_node(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node | None:
     if found and isinstance(parent, yaml.MappingNode):
         for key, _ in parent.value:
             if str(key.value) == str(loc[-1]):
-                return key
+                found_key: yaml.Node = key
+                return found_key
     return None
 
 
@@ -168,11 +169,16 @@ def _load_topic_file(
         return [], issues
     data = parsed.data
     if not isinstance(data, dict):
-        return [], [*issues, CorpusIssue(path, 1, "expected a mapping with `topic` and `questions`")]
+        return [], [
+            *issues,
+            CorpusIssue(path, 1, "expected a mapping with `topic` and `questions`"),
+        ]
     topic = data.get("topic")
     if topic != path.stem:
         node, _ = _node_at(parsed.root, ["topic"])
-        issues.append(CorpusIssue(path, _line(node), f"topic {topic!r} must match file name {path.stem!r}"))
+        issues.append(
+            CorpusIssue(path, _line(node), f"topic {topic!r} must match file name {path.stem!r}")
+        )
     elif topic not in known_topics:
         node, _ = _node_at(parsed.root, ["topic"])
         issues.append(

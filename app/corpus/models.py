@@ -6,11 +6,12 @@ every field named here appears there).
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.text import word_count
 
 
 class Role(StrEnum):
@@ -46,12 +47,9 @@ TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_len
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 MODEL_ANSWER_WORDS = (100, 400)
+CORPUS_CRITERIA = (3, 6)
 WEIGHT_SUM_TOLERANCE = 0.001
 LEVELS = range(0, 6)
-
-
-def word_count(text: str) -> int:
-    return len(re.findall(r"\S+", text))
 
 
 class _Strict(BaseModel):
@@ -75,7 +73,7 @@ class Rubric(_Strict):
     :func:`app.grading.scoring.overall_score`; the ``levels`` describe it for humans.
     """
 
-    criteria: list[Criterion] = Field(min_length=3, max_length=6)
+    criteria: list[Criterion] = Field(min_length=1, max_length=8)
     levels: dict[int, Text]
 
     @model_validator(mode="after")
@@ -149,6 +147,9 @@ class Question(_Strict):
         low, high = MODEL_ANSWER_WORDS
         if not low <= words <= high:
             raise ValueError(f"model_answer has {words} words; it must have {low}-{high}")
+        low, high = CORPUS_CRITERIA
+        if not low <= len(self.rubric.criteria) <= high:
+            raise ValueError(f"a corpus rubric needs {low}-{high} criteria")
         criterion_ids = {c.id for c in self.rubric.criteria}
         for follow_up in self.follow_ups:
             unknown = [t for t in follow_up.targets if t not in criterion_ids]

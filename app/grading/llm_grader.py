@@ -1,0 +1,270 @@
+"""Rubric grading by any LLM through litellm, with the offline grader as the safety net.
+
+The model proposes criterion scores with reasoning, verbatim quotes, missed points and
+misconceptions; :func:`app.grading.base.assemble` checks the quotes and computes the overall
+score. An invalid reply gets one repair round with the validation error; a second failure, or
+an LLM that cannot be reached after retries, hands the answer to the offline grader and the
+evaluation records why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from app.corpus.items import InterviewItem
+from app.grading.base import ProposedCriterion, assemble
+from app.grading.injection import scrub_injection
+from app.grading.models import DetectedMisconception, Evaluation, GraderRun
+from app.grading.offline import OfflineGrader
+from app.llm import LLMClient, LLMError, LLMReply, Message
+from app.prompts import Prompt, load_prompt
+
+ANSWER_TAG = "candidate_answer"
+_TAG = re.compile(rf"<\s*(/?)\s*{ANSWER_TAG}\s*>", re.IGNORECASE)
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+class LLMCriterionReply(BaseModel):
+    criterion_id: str
+    reasoning: str
+    evidence: list[str]
+    missed_key_points: list[str]
+    score: float
+
+
+class LLMMisconceptionReply(BaseModel):
+    claim: str
+    evidence: str
+    correction: str
+
+
+class LLMGradeReply(BaseModel):
+    """What the model must return (also sent as the JSON schema where supported)."""
+
+    criteria: list[LLMCriterionReply]
+    misconceptions: list[LLMMisconceptionReply]
+    coaching: str
+    injection_detected: bool
+
+
+class ReplyError(ValueError):
+    """The model's reply is not a usable grade."""
+
+
+def fence_answer(answer: str) -> str:
+    """The answer with our delimiter tags neutralised, so it cannot close its own fence."""
+    return _TAG.sub(lambda m: f"[{m.group(1)}{ANSWER_TAG}]", answer)
+
+
+def parse_reply(text: str, item: InterviewItem) -> LLMGradeReply:
+    """Validate a reply: JSON (optionally inside prose or a code fence) with every criterion."""
+    candidate = text.strip()
+    if not candidate.startswith("{"):
+        match = _JSON_OBJECT.search(candidate)
+        if match is None:
+            raise ReplyError("the reply contains no JSON object")
+        candidate = match.group(0)
+    try:
+        reply = LLMGradeReply.model_validate_json(candidate)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ReplyError(f"the JSON does not match the schema ({problems})") from exc
+    expected = {c.id for c in item.rubric.criteria}
+    got = {c.criterion_id for c in reply.criteria}
+    if got != expected:
+        missing = sorted(expected - got)
+        unknown = sorted(got - expected)
+        raise ReplyError(
+            f"criteria must be exactly {sorted(expected)}; missing {missing}, unknown {unknown}"
+        )
+    return reply
+
+
+def _render_criteria(item: InterviewItem) -> str:
+    lines = []
+    for criterion in item.rubric.criteria:
+        lines.append(
+            f"- criterion_id: {criterion.id} (weight {criterion.weight:g}) {criterion.name}: "
+            f"{criterion.description}"
+        )
+        lines.extend(f"    key point: {point}" for point in criterion.key_points)
+    return "\n".join(lines)
+
+
+def _render_misconceptions(item: InterviewItem) -> str:
+    if not item.misconceptions:
+        return "(none listed)"
+    return "\n".join(f"- {m.claim} (correction: {m.correction})" for m in item.misconceptions)
+
+
+def _is_listed(claim: str, item: InterviewItem) -> DetectedMisconception | None:
+    wanted = claim.strip().lower()
+    for listed in item.misconceptions:
+        if listed.claim.strip().lower() == wanted:
+            return DetectedMisconception(claim=listed.claim, correction=listed.correction)
+    return None
+
+
+class LLMGrader:
+    """Grades with an LLM; never raises for a bad reply or an unreachable model."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        client: LLMClient,
+        prompts_dir: Path,
+        fallback: OfflineGrader | None = None,
+    ) -> None:
+        self.client = client
+        self.prompt: Prompt = load_prompt(prompts_dir, "grader")
+        self.feedback_prompt: Prompt = load_prompt(prompts_dir, "feedback")
+        self.fallback = fallback or OfflineGrader(prompts_dir)
+
+    def messages(self, item: InterviewItem, answer: str) -> list[Message]:
+        scrubbed = scrub_injection(answer)
+        return [
+            {"role": "system", "content": self.prompt.section("system")},
+            {
+                "role": "user",
+                "content": self.prompt.render(
+                    "user",
+                    item_id=item.id,
+                    topic=item.topic,
+                    question=item.question,
+                    reference_answer=item.reference_answer,
+                    criteria=_render_criteria(item),
+                    misconceptions=_render_misconceptions(item),
+                    scrub_note=self.prompt.section("scrub_note") + "\n" if scrubbed.found else "",
+                    answer=fence_answer(scrubbed.text),
+                ),
+            },
+        ]
+
+    async def grade(self, item: InterviewItem, answer: str) -> Evaluation:
+        started = time.perf_counter()
+        messages = self.messages(item, answer)
+        attempts = 0
+        replies: list[LLMReply] = []
+        try:
+            reply = await self.client.generate(messages, response_format=LLMGradeReply)
+            replies.append(reply)
+            attempts += reply.attempts
+            try:
+                parsed = parse_reply(reply.text, item)
+            except ReplyError as error:
+                repair = self.prompt.render(
+                    "repair",
+                    error=str(error),
+                    criterion_ids=", ".join(c.id for c in item.rubric.criteria),
+                )
+                retry_messages = [
+                    *messages,
+                    {"role": "assistant", "content": reply.text[:4000]},
+                    {"role": "user", "content": repair},
+                ]
+                reply = await self.client.generate(retry_messages, response_format=LLMGradeReply)
+                replies.append(reply)
+                attempts += reply.attempts
+                parsed = parse_reply(reply.text, item)
+        except (LLMError, ReplyError) as error:
+            attempts += getattr(error, "attempts", 0)
+            return self._fallback(item, answer, f"{type(error).__name__}: {error}", attempts)
+        return self._evaluation(item, answer, parsed, replies, attempts, started)
+
+    def _fallback(self, item: InterviewItem, answer: str, reason: str, attempts: int) -> Evaluation:
+        evaluation = self.fallback.grade_sync(item, answer)
+        run = evaluation.grader.model_copy(
+            update={"fallback_reason": reason[:500], "attempts": max(attempts, 1)}
+        )
+        return evaluation.model_copy(
+            update={"grader": run, "flags": [*evaluation.flags, "llm_fallback"]}
+        )
+
+    def _evaluation(
+        self,
+        item: InterviewItem,
+        answer: str,
+        parsed: LLMGradeReply,
+        replies: list[LLMReply],
+        attempts: int,
+        started: float,
+    ) -> Evaluation:
+        proposed = [
+            ProposedCriterion(
+                criterion_id=c.criterion_id,
+                score=c.score,
+                justification=c.reasoning,
+                evidence=c.evidence,
+                missed_key_points=c.missed_key_points,
+            )
+            for c in parsed.criteria
+        ]
+        misconceptions = []
+        for found in parsed.misconceptions:
+            listed = _is_listed(found.claim, item)
+            base = listed or DetectedMisconception(
+                claim=found.claim, correction=found.correction, from_corpus=False
+            )
+            misconceptions.append(base.model_copy(update={"evidence": found.evidence}))
+        flags = (
+            ["injection_attempt"]
+            if parsed.injection_detected or scrub_injection(answer).found
+            else []
+        )
+        prompt_tokens = [r.prompt_tokens for r in replies if r.prompt_tokens is not None]
+        completion_tokens = [
+            r.completion_tokens for r in replies if r.completion_tokens is not None
+        ]
+        costs = [r.cost_usd for r in replies if r.cost_usd is not None]
+        run = GraderRun(
+            grader="llm",
+            model=replies[-1].model,
+            prompt_version=self.prompt.version,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            attempts=attempts,
+            prompt_tokens=sum(prompt_tokens) if prompt_tokens else None,
+            completion_tokens=sum(completion_tokens) if completion_tokens else None,
+            cost_usd=sum(costs) if costs else None,
+        )
+        return assemble(item, answer, proposed, misconceptions, parsed.coaching, run, flags)
+
+    async def stream_feedback(
+        self, item: InterviewItem, evaluation: Evaluation
+    ) -> AsyncIterator[str]:
+        """Conversational feedback, streamed; the evaluation's coaching if the LLM fails."""
+        criteria = "; ".join(f"{c.name}: {c.score:.0f}/5" for c in evaluation.criteria)
+        messages: list[Message] = [
+            {"role": "system", "content": self.feedback_prompt.section("system")},
+            {
+                "role": "user",
+                "content": self.feedback_prompt.render(
+                    "user",
+                    question=item.question,
+                    overall=f"{evaluation.overall:.1f}",
+                    level_label=evaluation.level_label,
+                    criteria=criteria,
+                    missed=json.dumps(evaluation.missed_key_points[:5]),
+                    misconceptions=json.dumps([m.claim for m in evaluation.misconceptions]),
+                    coaching=evaluation.coaching,
+                ),
+            },
+        ]
+        sent = False
+        try:
+            async for delta in self.client.stream(messages):
+                sent = True
+                yield delta
+        except LLMError as error:
+            if not sent:
+                yield evaluation.coaching
+            elif error.partial and not error.partial.rstrip().endswith((".", "!", "?")):
+                yield "..."

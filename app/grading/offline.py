@@ -1,0 +1,474 @@
+"""The offline grader: rubric coverage from sentence embeddings and the answer's own words.
+
+For every rubric key point it finds the answer sentence (or pair of sentences) that states it
+best, combining embedding similarity with word overlap weighted by rarity, and discounting
+
+* sentences whose polarity disagrees with the key point ("is not thread-safe" vs "is"),
+* sentences that are lists of terms rather than explanations (keyword stuffing),
+* sentences that address the grader (removed before grading, see :mod:`injection`).
+
+Criterion scores follow from key-point coverage; misconceptions are matched against the
+question's list and penalised by the documented mapping. Because coverage takes the best
+sentence per key point, repeating or padding an answer cannot raise its score.
+
+Grading is split in two so the calibration script can refit cheaply: :func:`analyse` does the
+expensive, parameter-free work (embeddings, overlaps, polarity) and :func:`score` turns an
+analysis into criterion scores with :class:`OfflineParams`, which are fit on the training
+split by ``evals/fit_offline_grader.py`` and saved in ``offline_params.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.corpus.items import InterviewItem
+from app.embeddings import MiniLMEncoder, get_encoder
+from app.grading.base import ProposedCriterion, assemble
+from app.grading.injection import scrub_injection
+from app.grading.models import DetectedMisconception, Evaluation, GraderRun
+from app.prompts import Prompt, load_prompt
+from app.text import (
+    NEGATIONS,
+    STOPWORDS,
+    content_words,
+    split_sentences,
+    strip_code_blocks,
+    tokens,
+)
+
+PARAMS_FILE = Path(__file__).with_name("offline_params.json")
+MAX_SENTENCES = 60
+MAX_WINDOW_CHARS = 300
+_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|although|though|however|so|because)\s+")
+_CODE_HINT = re.compile(r"[()=\[\]{}]|\b(def|async|await|with|import|return|lambda)\b")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class OfflineParams(BaseModel):
+    """The calibrated constants of the offline grader (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str = "untrained"
+    semantic_weight: float = Field(default=0.6, ge=0, le=1)
+    semantic_low: float = 0.30
+    semantic_high: float = 0.75
+    coverage_low: float = 0.15
+    coverage_high: float = 0.75
+    list_floor: float = Field(default=0.35, ge=0, le=1)
+    negation_factor: float = Field(default=0.25, ge=0, le=1)
+    misconception_threshold: float = 0.62
+    misconception_margin: float = 0.02
+    contradiction_threshold: float = 0.80
+    missed_threshold: float = 0.45
+    evidence_threshold: float = 0.5
+    idf: dict[str, float] = {}
+    default_idf: float = 3.0
+    fit: dict[str, object] = {}  # how and on what these were fit (documented, not used)
+
+
+@lru_cache(maxsize=4)
+def load_params(path: Path = PARAMS_FILE) -> OfflineParams:
+    if path.is_file():
+        return OfflineParams.model_validate_json(path.read_text(encoding="utf-8"))
+    return OfflineParams()
+
+
+def _ramp(values: FloatArray, low: float, high: float) -> FloatArray:
+    span = max(high - low, 1e-6)
+    ramped: FloatArray = np.clip((values - low) / span, 0.0, 1.0)
+    return ramped
+
+
+def _fluency(text: str) -> float:
+    """1.0 for explanatory prose, near 0 for a bare list of terms."""
+    words = tokens(text)
+    if not words:
+        return 0.0
+    if _CODE_HINT.search(text) and len(words) >= 3:
+        return 0.8  # code is evidence too, and it has few stop words
+    glue = sum(1 for w in words if w in STOPWORDS or w in NEGATIONS)
+    ratio = glue / len(words)
+    length_factor = min(1.0, len(words) / 6)
+    return float(min(1.0, max(0.0, (ratio - 0.08) / 0.22)) * length_factor)
+
+
+def _polarity(text: str) -> bool:
+    """True when the text is negated (an odd number of negation cues)."""
+    return sum(1 for w in tokens(text) if w in NEGATIONS) % 2 == 1
+
+
+@dataclass
+class _Terms:
+    words: list[str]
+    polarity: bool
+
+
+@lru_cache(maxsize=20_000)
+def _terms(text: str) -> _Terms:
+    return _Terms(sorted(set(content_words(text))), _polarity(text))
+
+
+def _clauses(text: str) -> list[str]:
+    parts = [p for p in _CLAUSE.split(text) if p and p.strip()]
+    return parts or [text]
+
+
+@dataclass
+class AnswerAnalysis:
+    """The parameter-free measurements of one answer against one item."""
+
+    answer: str
+    units: list[str]
+    unit_fluency: FloatArray
+    kp_sem: FloatArray  # key points x units: cosine similarity
+    kp_words: list[list[str]]
+    unit_words: list[set[str]]
+    kp_negated: FloatArray  # key points x units: 1.0 when the matched clause's polarity differs
+    claim_sem: FloatArray  # misconceptions x units
+    correction_sem: FloatArray
+    claim_words: list[list[str]]
+    claim_negated: FloatArray
+    relevance: float
+    flags: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.units
+
+
+def _negation_mismatch(statement: str, unit: str) -> float:
+    """1.0 when the unit's clause that best matches ``statement`` has the opposite polarity."""
+    terms = _terms(statement)
+    wanted = set(terms.words)
+    best_clause, best_overlap = unit, -1
+    for clause in _clauses(unit):
+        overlap = len(wanted & set(_terms(clause).words))
+        if overlap > best_overlap:
+            best_clause, best_overlap = clause, overlap
+    return 1.0 if _terms(best_clause).polarity != terms.polarity else 0.0
+
+
+def _units(answer: str) -> tuple[list[str], list[str], list[str]]:
+    """Gradable pieces of the answer: sentences, code blocks and adjacent-sentence pairs."""
+    scrubbed = scrub_injection(answer)
+    prose, code_blocks = strip_code_blocks(scrubbed.text)
+    sentences: list[str] = []
+    seen: set[str] = set()
+    for sentence in split_sentences(prose):
+        key = " ".join(sentence.lower().split())
+        if key in seen or not any(ch.isalnum() for ch in sentence):
+            continue
+        seen.add(key)
+        sentences.append(sentence)
+        if len(sentences) >= MAX_SENTENCES:
+            break
+    windows = [
+        f"{a} {b}" for a, b in itertools.pairwise(sentences) if len(a) + len(b) < MAX_WINDOW_CHARS
+    ]
+    code = [block.strip("`").strip() for block in code_blocks if block.strip("`").strip()]
+    return sentences + code[:4] + windows, scrubbed.removed, sentences
+
+
+def analyse(
+    item: InterviewItem, answer: str, encoder: MiniLMEncoder | None = None
+) -> AnswerAnalysis:
+    """Embed and compare; everything here is independent of :class:`OfflineParams`."""
+    encoder = encoder or get_encoder()
+    units, removed, sentences = _units(answer)
+    flags = []
+    if removed:
+        flags.append("injection_attempt")
+    key_points = [p for c in item.rubric.criteria for p in c.key_points]
+    claims = [m.claim for m in item.misconceptions]
+    corrections = [m.correction for m in item.misconceptions]
+    kp_words = [_terms(p).words for p in key_points]
+    claim_words = [_terms(c).words for c in claims]
+    if not units:
+        empty = np.zeros((len(key_points), 0))
+        no_claims = np.zeros((len(claims), 0))
+        return AnswerAnalysis(
+            answer=answer,
+            units=[],
+            unit_fluency=np.zeros(0),
+            kp_sem=empty,
+            kp_words=kp_words,
+            unit_words=[],
+            kp_negated=empty,
+            claim_sem=no_claims,
+            correction_sem=no_claims,
+            claim_words=claim_words,
+            claim_negated=no_claims,
+            relevance=0.0,
+            flags=[*flags, "empty"],
+            removed=removed,
+        )
+    vectors = encoder.encode([*units, *key_points, *claims, *corrections, item.question])
+    n_units, n_kp, n_claims = len(units), len(key_points), len(claims)
+    unit_vectors = vectors[:n_units]
+    kp_vectors = vectors[n_units : n_units + n_kp]
+    claim_vectors = vectors[n_units + n_kp : n_units + n_kp + n_claims]
+    correction_vectors = vectors[n_units + n_kp + n_claims : n_units + n_kp + 2 * n_claims]
+    question_vector = vectors[-1]
+    kp_sem = (kp_vectors @ unit_vectors.T).astype(np.float64)
+    claim_sem = (claim_vectors @ unit_vectors.T).astype(np.float64)
+    correction_sem = (correction_vectors @ unit_vectors.T).astype(np.float64)
+    kp_negated = np.array(
+        [[_negation_mismatch(p, u) for u in units] for p in key_points], dtype=np.float64
+    ).reshape(n_kp, n_units)
+    claim_negated = np.array(
+        [[_negation_mismatch(c, u) for u in units] for c in claims], dtype=np.float64
+    ).reshape(n_claims, n_units)
+    relevance = float(np.max(unit_vectors[: max(1, len(sentences))] @ question_vector))
+    return AnswerAnalysis(
+        answer=answer,
+        units=units,
+        unit_fluency=np.array([_fluency(u) for u in units], dtype=np.float64),
+        kp_sem=kp_sem,
+        kp_words=kp_words,
+        unit_words=[set(_terms(u).words) for u in units],
+        kp_negated=kp_negated,
+        claim_sem=claim_sem,
+        correction_sem=correction_sem,
+        claim_words=claim_words,
+        claim_negated=claim_negated,
+        relevance=relevance,
+        flags=flags,
+        removed=removed,
+    )
+
+
+def _lexical(
+    wanted: list[list[str]], unit_words: list[set[str]], params: OfflineParams
+) -> FloatArray:
+    """Rarity-weighted share of each statement's content words found in each unit."""
+    matrix = np.zeros((len(wanted), len(unit_words)))
+    for row, words in enumerate(wanted):
+        if not words:
+            continue
+        weights = {w: params.idf.get(w, params.default_idf) for w in words}
+        total = sum(weights.values())
+        for col, present in enumerate(unit_words):
+            matrix[row, col] = sum(v for w, v in weights.items() if w in present) / total
+    return matrix
+
+
+@dataclass
+class ScoredAnalysis:
+    criteria: list[ProposedCriterion]
+    misconceptions: list[DetectedMisconception]
+    covered: list[str]
+    flags: list[str]
+
+
+def score(item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams) -> ScoredAnalysis:
+    """Criterion scores, evidence and misconceptions from an analysis and the parameters."""
+    criteria_points = [(c, list(c.key_points)) for c in item.rubric.criteria]
+    if analysis.empty:
+        return ScoredAnalysis(
+            criteria=[
+                ProposedCriterion(c.id, 0.0, "No answer to assess.", (), points)
+                for c, points in criteria_points
+            ],
+            misconceptions=[],
+            covered=[],
+            flags=analysis.flags,
+        )
+    weight = params.semantic_weight
+    quality = params.list_floor + (1 - params.list_floor) * analysis.unit_fluency
+    kp_lex = _lexical(analysis.kp_words, analysis.unit_words, params)
+    kp_match = (
+        weight * _ramp(analysis.kp_sem, params.semantic_low, params.semantic_high)
+        + (1 - weight) * kp_lex
+    )
+    kp_match = kp_match * quality[None, :]
+    kp_match = kp_match * (1 - (1 - params.negation_factor) * analysis.kp_negated)
+    coverage = kp_match.max(axis=1)
+    best_unit = kp_match.argmax(axis=1)
+
+    proposed: list[ProposedCriterion] = []
+    covered_points: list[str] = []
+    contradictions: list[DetectedMisconception] = []
+    row = 0
+    for criterion, points in criteria_points:
+        rows = range(row, row + len(points))
+        row += len(points)
+        values = np.array([coverage[r] for r in rows])
+        level = float(np.mean(values)) if len(values) else 0.0
+        criterion_score = 5.0 * float(
+            _ramp(np.array([level]), params.coverage_low, params.coverage_high)[0]
+        )
+        evidence, missed = [], []
+        for r, point in zip(rows, points, strict=True):
+            if coverage[r] >= params.evidence_threshold:
+                unit = analysis.units[int(best_unit[r])]
+                if unit not in evidence:
+                    evidence.append(unit)
+                covered_points.append(point)
+            if coverage[r] < params.missed_threshold:
+                missed.append(point)
+            contradiction = _contradiction(analysis, kp_lex, r, point, params)
+            if contradiction is not None:
+                contradictions.append(contradiction)
+        justification = (
+            f"Covers {len(points) - len(missed)} of {len(points)} key point(s)"
+            f" (coverage {level:.2f})."
+        )
+        proposed.append(
+            ProposedCriterion(criterion.id, criterion_score, justification, evidence, missed)
+        )
+
+    misconceptions = _misconceptions(item, analysis, params) + contradictions[:1]
+    flags = list(analysis.flags)
+    overall_fluency = float(np.mean(analysis.unit_fluency)) if len(analysis.unit_fluency) else 0.0
+    if overall_fluency < 0.35:
+        flags.append("keyword_list")
+    if analysis.relevance < 0.2 and not covered_points:
+        flags.append("off_topic")
+    return ScoredAnalysis(proposed, misconceptions, covered_points, flags)
+
+
+def _contradiction(
+    analysis: AnswerAnalysis, kp_lex: FloatArray, row: int, point: str, params: OfflineParams
+) -> DetectedMisconception | None:
+    """A sentence that states a key point with the opposite polarity, e.g. 'is thread-safe'."""
+    negated = analysis.kp_negated[row] > 0
+    if not negated.any():
+        return None
+    strength = np.where(negated, 0.5 * analysis.kp_sem[row] + 0.5 * kp_lex[row], 0.0)
+    unit = int(strength.argmax())
+    if strength[unit] < params.contradiction_threshold:
+        return None
+    return DetectedMisconception(
+        claim=analysis.units[unit],
+        correction=point,
+        evidence=analysis.units[unit],
+        from_corpus=False,
+    )
+
+
+def _misconceptions(
+    item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams
+) -> list[DetectedMisconception]:
+    if not item.misconceptions:
+        return []
+    claim_lex = _lexical(analysis.claim_words, analysis.unit_words, params)
+    weight = params.semantic_weight
+    strength = (
+        weight * _ramp(analysis.claim_sem, params.semantic_low, params.semantic_high)
+        + (1 - weight) * claim_lex
+    )
+    asserts = (analysis.claim_negated == 0) & (
+        analysis.claim_sem >= analysis.correction_sem + params.misconception_margin
+    )
+    strength = np.where(asserts, strength, 0.0)
+    found = []
+    for row, misconception in enumerate(item.misconceptions):
+        unit = int(strength[row].argmax())
+        if strength[row, unit] >= params.misconception_threshold:
+            found.append(
+                DetectedMisconception(
+                    claim=misconception.claim,
+                    correction=misconception.correction,
+                    evidence=analysis.units[unit],
+                )
+            )
+    return found
+
+
+def _join(points: Sequence[str], limit: int = 2) -> str:
+    chosen = [p.rstrip(".") for p in points[:limit]]
+    return "; ".join(chosen)
+
+
+def coaching_text(item: InterviewItem, scored: ScoredAnalysis, prompt: Prompt) -> str:
+    """Two to four sentences: what to fix first, then what was good."""
+    flags = set(scored.flags)
+    key_points = [p for c in item.rubric.criteria for p in c.key_points]
+    sentences: list[str] = []
+    if "empty" in flags:
+        return prompt.render("empty", first_point=key_points[0].rstrip(".") if key_points else "")
+    if "injection_attempt" in flags:
+        sentences.append(prompt.render("injection"))
+    if "off_topic" in flags:
+        sentences.append(prompt.render("off_topic", question=item.question))
+    for found in scored.misconceptions[:1]:
+        quote = (found.evidence or found.claim).strip()
+        if len(quote) > 140:
+            quote = quote[:137].rstrip() + "..."
+        sentences.append(
+            prompt.render("misconception", quote=quote, correction=found.correction or "")
+        )
+    if "keyword_list" in flags:
+        term = next((c.name.lower() for c in item.rubric.criteria), "each term")
+        sentences.append(prompt.render("keyword_list", term=term))
+    missed = [p for c in scored.criteria for p in c.missed_key_points]
+    if missed:
+        sentences.append(prompt.render("missed", missed=_join(missed)))
+    elif "empty" not in flags:
+        sentences.append(prompt.render("polish"))
+    if scored.covered and len(sentences) < 4:
+        sentences.append(prompt.render("strong", covered=_join(scored.covered)))
+    return " ".join(sentences[:4])
+
+
+class OfflineGrader:
+    """Deterministic, local, fast: the default grader when no LLM is configured."""
+
+    name = "offline"
+
+    def __init__(
+        self,
+        prompts_dir: Path,
+        params: OfflineParams | None = None,
+        encoder: MiniLMEncoder | None = None,
+    ) -> None:
+        self.params = params or load_params()
+        self.encoder = encoder or get_encoder()
+        self.prompt = load_prompt(prompts_dir, "coaching")
+
+    def grade_sync(self, item: InterviewItem, answer: str) -> Evaluation:
+        started = time.perf_counter()
+        analysis = analyse(item, answer, self.encoder)
+        scored = score(item, analysis, self.params)
+        coaching = coaching_text(item, scored, self.prompt)
+        run = GraderRun(
+            grader="offline",
+            model=f"minilm-rubric@{self.params.version}",
+            prompt_version=self.prompt.version,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return assemble(
+            item, answer, scored.criteria, scored.misconceptions, coaching, run, scored.flags
+        )
+
+    async def grade(self, item: InterviewItem, answer: str) -> Evaluation:
+        # CPU-bound and short (tens of ms): run in a thread so an event loop stays responsive.
+        return await asyncio.to_thread(self.grade_sync, item, answer)
+
+
+def inverse_document_frequencies(documents: Sequence[str]) -> dict[str, float]:
+    """idf(w) = ln((N + 1) / (df + 1)) + 1 over stemmed content words."""
+    frequency: dict[str, int] = {}
+    for document in documents:
+        for word in set(content_words(document)):
+            frequency[word] = frequency.get(word, 0) + 1
+    total = len(documents)
+    return {
+        word: round(math.log((total + 1) / (count + 1)) + 1.0, 4)
+        for word, count in sorted(frequency.items())
+    }

@@ -1,0 +1,214 @@
+"""The corpus in Chroma: one document per question, kept in step incrementally.
+
+Each document is the question text plus its rubric key points (which restate the model
+answer's substance), so both a paraphrased question and a candidate's answer land near it.
+Each record carries a content hash; :meth:`QuestionIndex.sync` re-embeds only changed
+questions and deletes questions that left the corpus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import chromadb
+import numpy as np
+import numpy.typing as npt
+from chromadb.config import Settings as ChromaSettings
+
+from app.config import Settings
+from app.corpus.models import Corpus, Question
+from app.embeddings import MODEL_ID, MiniLMEmbeddingFunction, content_hash, get_encoder
+
+INDEX_FORMAT = "2"  # bump when document_text or the metadata layout changes
+
+
+class IndexUnavailableError(RuntimeError):
+    """Chroma could not be opened or reached; the message says where and why."""
+
+
+def open_client(settings: Settings) -> Any:
+    """An embedded PersistentClient under the data dir, or an HttpClient to `chroma run`."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    if settings.chroma_mode == "server":
+        try:
+            return chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectError here
+            raise IndexUnavailableError(
+                f"cannot reach the Chroma server at {settings.chroma_host}:{settings.chroma_port} "
+                f"({exc}). Start one with `chroma run --host 127.0.0.1 --port "
+                f"{settings.chroma_port} --path DIR`, or set INTERVIEWER_CHROMA_MODE=embedded."
+            ) from exc
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def document_text(question: Question) -> str:
+    return "\n".join([question.question, *question.key_points])
+
+
+def record_hash(question: Question) -> str:
+    """Changes when anything stored for the question changes: text, filters or model."""
+    return content_hash(
+        INDEX_FORMAT,
+        MODEL_ID,
+        document_text(question),
+        question.topic,
+        ",".join(sorted(question.roles)),
+        str(question.difficulty),
+        str(question.kind),
+    )
+
+
+def record_metadata(question: Question, parents: Sequence[str]) -> dict[str, Any]:
+    return {
+        "qid": question.id,
+        "topic": question.topic,
+        "roles": [str(role) for role in question.roles],
+        "difficulty": question.difficulty,
+        "kind": str(question.kind),
+        "content_hash": record_hash(question),
+        # Chroma merges metadata on update and rejects empty lists; None deletes the key.
+        "parents": sorted(parents) or None,
+    }
+
+
+def parent_ids(corpus: Corpus) -> dict[str, list[str]]:
+    """For each question, the questions that declare it as a follow-up."""
+    parents: dict[str, list[str]] = {}
+    for question in corpus.questions.values():
+        for follow_up in question.follow_ups:
+            if follow_up.ref is not None:
+                parents.setdefault(follow_up.ref, []).append(question.id)
+    return parents
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    added: int
+    updated: int
+    deleted: int
+    unchanged: int
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} re-embedded, {self.deleted} deleted, "
+            f"{self.unchanged} unchanged in {self.seconds:.2f} s"
+        )
+
+
+Progress = Callable[[int], None]
+
+
+class QuestionIndex:
+    """A Chroma collection of corpus questions with cosine distance."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.embedding_function = MiniLMEmbeddingFunction()
+        self.collection = client.get_or_create_collection(
+            name=name,
+            embedding_function=self.embedding_function,
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    @classmethod
+    def open(cls, settings: Settings) -> QuestionIndex:
+        return cls(open_client(settings), settings.chroma_collection)
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def _stored(self) -> dict[str, Mapping[str, Any]]:
+        stored = self.collection.get(include=["metadatas"])
+        return dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
+
+    def plan(
+        self, corpus: Corpus, stored: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Ids to add, to re-embed and to delete so that the index matches ``corpus``."""
+        stored = self._stored() if stored is None else stored
+        to_add = [qid for qid in corpus.questions if qid not in stored]
+        to_update = [
+            qid
+            for qid, question in corpus.questions.items()
+            if qid in stored and stored[qid].get("content_hash") != record_hash(question)
+        ]
+        to_delete = [qid for qid in stored if qid not in corpus.questions]
+        return to_add, to_update, to_delete
+
+    def is_stale(self, corpus: Corpus) -> bool:
+        return any(self.plan(corpus))
+
+    def sync(self, corpus: Corpus, progress: Progress | None = None, batch: int = 64) -> SyncReport:
+        """Bring the index in line with the corpus, embedding only what changed."""
+        started = time.perf_counter()
+        stored = self._stored()
+        to_add, to_update, to_delete = self.plan(corpus, stored)
+        parents = parent_ids(corpus)
+        # Parent links can change without a question's own text changing.
+        relink = [
+            qid
+            for qid, metadata in stored.items()
+            if qid in corpus.questions
+            and qid not in to_update
+            and sorted(metadata.get("parents") or []) != sorted(parents.get(qid, []))
+        ]
+        if to_delete:
+            self.collection.delete(ids=to_delete)
+        pending = to_add + to_update
+        encoder = get_encoder()
+        for start in range(0, len(pending), batch):
+            chunk = [corpus.questions[qid] for qid in pending[start : start + batch]]
+            documents = [document_text(q) for q in chunk]
+            self.collection.upsert(
+                ids=[q.id for q in chunk],
+                documents=documents,
+                embeddings=list(encoder.encode(documents)),
+                metadatas=[record_metadata(q, parents.get(q.id, [])) for q in chunk],
+            )
+            if progress is not None:
+                progress(len(chunk))
+        if relink:
+            self.collection.update(
+                ids=relink,
+                metadatas=[
+                    record_metadata(corpus.questions[qid], parents.get(qid, [])) for qid in relink
+                ],
+            )
+        return SyncReport(
+            added=len(to_add),
+            updated=len(to_update),
+            deleted=len(to_delete),
+            unchanged=len(corpus.questions) - len(to_add) - len(to_update),
+            seconds=time.perf_counter() - started,
+        )
+
+    def query(
+        self,
+        vector: Sequence[float] | npt.NDArray[np.float32],
+        n_results: int,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(question id, cosine similarity) pairs, best first."""
+        if n_results <= 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[list(map(float, vector))],
+            n_results=n_results,
+            where=dict(where) if where else None,
+            include=["distances"],
+        )
+        ids = result["ids"][0] if result["ids"] else []
+        distances = result["distances"][0] if result["distances"] else []
+        return [(qid, 1.0 - float(d)) for qid, d in zip(ids, distances, strict=True)]

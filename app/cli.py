@@ -40,6 +40,86 @@ def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from app.corpus import load_corpus
+    from app.retrieval.index import QuestionIndex
+
+    corpus = load_corpus(settings.corpus_dir)
+    index = QuestionIndex.open(settings)
+    if args.rebuild:
+        index.client.delete_collection(settings.chroma_collection)
+        index = QuestionIndex.open(settings)
+    to_add, to_update, _to_delete = index.plan(corpus)
+    with tqdm(
+        total=len(to_add) + len(to_update), unit="q", desc="embedding", disable=args.quiet
+    ) as bar:
+        report = index.sync(corpus, progress=bar.update)
+    where = (
+        f"{settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_mode == "server"
+        else str(settings.chroma_path)
+    )
+    print(f"index {settings.chroma_collection!r} at {where}: {report}; {index.count()} questions")
+    return 0
+
+
+def _app(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from app.config import PACKAGE_DIR
+
+    script = PACKAGE_DIR / "ui" / "streamlit_app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    print(f"Starting the interviewer on http://{args.address}:{args.port}", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from app.chat import run_chat
+    from app.corpus.models import Role
+    from app.interview.engine import EngineError, InterviewSetup, Mode
+    from app.retrieval.selector import SelectionError
+    from app.services import build_engine, build_foundation
+
+    foundation = build_foundation(settings)
+    engine = build_engine(foundation, model=args.model)
+    try:
+        setup = None
+        if not args.resume:
+            setup = InterviewSetup(
+                role=Role(args.role),
+                topics=args.topics or list(foundation.corpus.topics),
+                difficulty=args.difficulty,
+                length=args.length,
+                mode=Mode(args.mode),
+                seed=args.seed,
+            )
+        run_chat(engine, setup, resume=args.resume)
+    except (SelectionError, EngineError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interviewer",
@@ -57,6 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not fail when the coverage minimums are not met (for small custom corpora)",
     )
     check.set_defaults(handler=_corpus_check)
+
+    index = commands.add_parser("index", help="embed the corpus into Chroma (incremental)")
+    index.add_argument("--rebuild", action="store_true", help="drop the collection first")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(handler=_index)
+
+    app = commands.add_parser("app", help="launch the Streamlit app on 127.0.0.1")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="127.0.0.1")
+    app.set_defaults(handler=_app)
+
+    from app.corpus.models import Role
+
+    chat = commands.add_parser("chat", help="run an interview in the terminal")
+    chat.add_argument("--role", default="backend", choices=[r.value for r in Role])
+    chat.add_argument("--topics", nargs="+", help="topic ids (default: all for the role)")
+    chat.add_argument("--difficulty", type=int, default=3, choices=range(1, 6))
+    chat.add_argument("--length", type=int, default=5, choices=range(3, 16))
+    chat.add_argument("--mode", default="practice", choices=["practice", "mock"])
+    chat.add_argument("--model", default=None, help="litellm model string (default: settings)")
+    chat.add_argument("--seed", type=int, default=None)
+    chat.add_argument("--resume", metavar="SESSION_ID", help="continue an unfinished session")
+    chat.set_defaults(handler=_chat)
+
+    from app.evals.cli import add_eval_commands
+
+    add_eval_commands(commands)
     return parser
 
 

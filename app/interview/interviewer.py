@@ -1,0 +1,130 @@
+"""The interviewer's words around each corpus question.
+
+Offline, a line from the matching section of ``prompts/interviewer.md`` (picked from the
+session seed and the turn, so a replayed session says the same thing). With an LLM, a short
+conversational transition is requested and used only if it stays grounded: close to the
+selected question in meaning, short, and free of the reference answer's wording.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Literal
+
+from app.corpus.items import InterviewItem
+from app.embeddings import get_encoder
+from app.grading.llm_grader import fence_answer
+from app.llm import LLMClient, LLMError
+from app.prompts import load_prompt
+from app.retrieval.selector import Selection
+
+TransitionKind = Literal[
+    "opening", "next_topic", "follow_up_gap", "follow_up_deeper", "step_down", "after_skip"
+]
+
+HINT_PENALTY = 0.5
+MAX_HINTS = 2
+MAX_LLM_WORDS = 150
+MIN_GROUNDING = 0.55
+LEAK_NGRAM = 8
+
+
+def transition_kind(
+    selection: Selection, previous_score: float | None, previous_skipped: bool, first: bool
+) -> TransitionKind:
+    if first:
+        return "opening"
+    if previous_skipped:
+        return "after_skip"
+    if selection.follow_up:
+        strong = previous_score is not None and previous_score >= 3.5
+        return "follow_up_deeper" if strong else "follow_up_gap"
+    if selection.reason.startswith("Stepping down"):
+        return "step_down"
+    return "next_topic"
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9_]+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class Interviewer:
+    def __init__(self, prompts_dir: Path, llm: LLMClient | None = None) -> None:
+        self.prompt = load_prompt(prompts_dir, "interviewer")
+        self.llm = llm
+
+    def line(self, section: str, seed: int, position: int, **values: object) -> str:
+        """One variant of a template section, chosen deterministically."""
+        variants = [v for v in self.prompt.render(section, **values).splitlines() if v.strip()]
+        return random.Random(f"{seed}:{position}:{section}").choice(variants)
+
+    def offline_text(
+        self, selection: Selection, kind: TransitionKind, seed: int, position: int, topic: str
+    ) -> str:
+        transition = self.line(kind, seed, position, topic=topic)
+        return f"{transition}\n\n{selection.item.question}"
+
+    async def phrase(
+        self,
+        selection: Selection,
+        kind: TransitionKind,
+        *,
+        seed: int,
+        position: int,
+        topic_title: str,
+        previous_question: str = "",
+        previous_answer: str = "",
+    ) -> str:
+        """What the interviewer says to ask ``selection``; never a different question."""
+        offline = self.offline_text(selection, kind, seed, position, topic_title)
+        if self.llm is None:
+            return offline
+        messages = [
+            {"role": "system", "content": self.prompt.section("llm_system")},
+            {
+                "role": "user",
+                "content": self.prompt.render(
+                    "llm_user",
+                    kind=kind.replace("_", " "),
+                    reason=selection.reason,
+                    previous_question=previous_question or "(none: this is the first question)",
+                    previous_answer=fence_answer(previous_answer[:3000]) or "(none)",
+                    topic=topic_title,
+                    question=selection.item.question,
+                ),
+            },
+        ]
+        try:
+            reply = await self.llm.generate(messages, temperature=0.4, max_tokens=220)
+        except LLMError:
+            return offline
+        text = reply.text.strip()
+        return text if self.is_grounded(text, selection.item) else offline
+
+    @staticmethod
+    def is_grounded(text: str, item: InterviewItem) -> bool:
+        """Short, about the selected question, and not leaking the reference answer."""
+        if not text or len(text.split()) > MAX_LLM_WORDS:
+            return False
+        if _ngrams(text, LEAK_NGRAM) & _ngrams(item.reference_answer, LEAK_NGRAM):
+            return False
+        vectors = get_encoder().encode([text, item.question])
+        return float(vectors[0] @ vectors[1]) >= MIN_GROUNDING
+
+    def hint(self, item: InterviewItem, hints_used: int, seed: int, position: int) -> str | None:
+        """The next hint: the heaviest criteria first. None when the hints are used up."""
+        if hints_used >= MAX_HINTS:
+            return None
+        criteria = sorted(item.rubric.criteria, key=lambda c: -c.weight)
+        criterion = criteria[min(hints_used, len(criteria) - 1)]
+        return self.line(
+            "hint",
+            seed,
+            position * 10 + hints_used,
+            penalty=f"{HINT_PENALTY:g}",
+            name=criterion.name.lower(),
+            description=criterion.description,
+        )

@@ -1,0 +1,94 @@
+"""Wiring: build the corpus, index, selector, graders, store and engine from settings.
+
+Shared by the Streamlit app, the terminal chat, the evals and the benchmarks, so each of them
+assembles the same objects the same way. The UI caches what this returns per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.corpus import Corpus, load_corpus
+from app.grading import make_grader
+from app.grading.llm_grader import LLMGrader
+from app.grading.offline import OfflineGrader
+from app.interview.engine import InterviewEngine
+from app.interview.interviewer import Interviewer
+from app.llm import LLMClient
+from app.retrieval.index import IndexUnavailableError, QuestionIndex, SyncReport
+from app.retrieval.selector import Selector
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Foundation:
+    """The parts that do not depend on the chosen model (built once per process)."""
+
+    settings: Settings
+    corpus: Corpus
+    index: QuestionIndex | None
+    index_report: SyncReport | None
+    index_error: str | None
+    selector: Selector
+    store: Store
+
+
+def open_index(
+    settings: Settings, corpus: Corpus
+) -> tuple[QuestionIndex | None, SyncReport | None, str | None]:
+    """The question index, refreshed if stale; without it the selector still works from the
+    corpus alone (no semantic follow-ups), so an unavailable index is reported, not fatal."""
+    try:
+        index = QuestionIndex.open(settings)
+        report = index.sync(corpus) if index.is_stale(corpus) else None
+        return index, report, None
+    except (IndexUnavailableError, OSError, ValueError, RuntimeError) as exc:
+        log.warning("question index unavailable: %s", exc)
+        return None, None, str(exc)
+
+
+def build_foundation(settings: Settings) -> Foundation:
+    corpus = load_corpus(settings.corpus_dir)
+    index, report, error = open_index(settings, corpus)
+    return Foundation(
+        settings=settings,
+        corpus=corpus,
+        index=index,
+        index_report=report,
+        index_error=error,
+        selector=Selector(corpus, index),
+        store=Store(settings.database_path),
+    )
+
+
+def build_engine(
+    foundation: Foundation,
+    model: str | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+) -> InterviewEngine:
+    """An engine for one model choice: offline when ``model`` is empty."""
+    settings = foundation.settings
+    if api_base is not None:
+        settings = settings.model_copy(update={"llm_api_base": api_base or None})
+    grader: OfflineGrader | LLMGrader = make_grader(settings, model=model, api_key=api_key)
+    llm = grader.client if isinstance(grader, LLMGrader) else None
+    return InterviewEngine(
+        corpus=foundation.corpus,
+        selector=foundation.selector,
+        grader=grader,
+        interviewer=Interviewer(settings.prompts_dir, llm),
+        store=foundation.store,
+        default_seed=settings.seed,
+    )
+
+
+def grader_label(engine: InterviewEngine) -> tuple[str, str | None]:
+    if isinstance(engine.grader, LLMGrader):
+        client: LLMClient = engine.grader.client
+        return "llm", client.model
+    return "offline", None

@@ -1,0 +1,152 @@
+"""Rendering pieces of the Streamlit app. They draw engine data; they change nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import streamlit as st
+
+from app.grading.models import Evaluation
+from app.interview.engine import TurnView
+from app.interview.report import Report, report_json, report_markdown
+
+_IMAGE = re.compile(r"!\[")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<])")
+
+
+def safe_markdown(text: str) -> str:
+    """Candidate text for st.markdown: HTML is never rendered (Streamlit escapes it unless
+    told otherwise) and images are neutralised, so an answer cannot load anything."""
+    return _IMAGE.sub(r"!\\[", text)
+
+
+def escape_markdown(text: str) -> str:
+    """Plain text shown inside markdown formatting (quotes in highlights)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def score_colour(score: float) -> str:
+    return "green" if score >= 4 else "orange" if score >= 2.5 else "red"
+
+
+def render_evaluation(evaluation: Evaluation, reference_answer: str | None, key: str) -> None:
+    """The feedback card: score, criteria with evidence, misses, misconceptions, coaching."""
+    with st.container(border=True, key=f"feedback-{key}"):
+        left, right = st.columns([1, 3])
+        left.metric("Score", f"{evaluation.overall:.1f} / 5")
+        right.markdown(
+            f"**:{score_colour(evaluation.overall)}[{evaluation.level_label}]**  \n"
+            f"{evaluation.level_description}"
+        )
+        if evaluation.is_fallback:
+            st.caption(
+                "Graded by the offline grader because the LLM could not be used "
+                f"({evaluation.grader.fallback_reason})."
+            )
+        for criterion in evaluation.criteria:
+            st.progress(
+                min(1.0, criterion.score / 5),
+                text=f"{criterion.name}: {criterion.score:.1f}/5 (weight {criterion.weight:g})",
+            )
+            for quote in criterion.evidence[:2]:
+                st.markdown(f":green-background[\u201c{escape_markdown(quote)}\u201d]")
+        if evaluation.missed_key_points:
+            st.markdown("**Missed:**")
+            st.markdown(
+                "\n".join(f"- {escape_markdown(p)}" for p in evaluation.missed_key_points[:6])
+            )
+        for found in evaluation.misconceptions:
+            evidence = (
+                f" You said: \u201c{escape_markdown(found.evidence)}\u201d."
+                if found.evidence
+                else ""
+            )
+            st.error(f"Misconception: {found.claim}.{evidence} {found.correction or ''}")
+        if "injection_attempt" in evaluation.flags:
+            st.warning("Text addressed to the grader was ignored.")
+        st.info(evaluation.coaching)
+        if reference_answer:
+            with st.expander("Model answer"):
+                st.markdown(reference_answer)
+        grader = evaluation.grader
+        st.caption(
+            f"Graded by {grader.grader}"
+            + (f" ({grader.model})" if grader.model else "")
+            + f" in {grader.latency_ms:.0f} ms, prompt {grader.prompt_version}"
+        )
+
+
+def render_turn(turn: TurnView, show_feedback: bool) -> None:
+    with st.chat_message("assistant"):
+        st.markdown(turn.interviewer_text)
+        if turn.reason:
+            st.caption(turn.reason)
+        for hint in turn.hints:
+            st.markdown(f"*{hint}*")
+    if turn.status == "skipped":
+        with st.chat_message("user"):
+            st.markdown("*(skipped)*")
+        return
+    if turn.answer_text is None:
+        return
+    with st.chat_message("user"):
+        if turn.audio_seconds is not None:
+            st.caption(
+                f"Spoken answer, {turn.audio_seconds:.0f} s (transcript, edited before grading)"
+            )
+        st.markdown(safe_markdown(turn.answer_text) or "*(empty answer)*")
+    if show_feedback and turn.evaluation is not None:
+        with st.chat_message("assistant"):
+            render_evaluation(turn.evaluation, turn.reference_answer, key=str(turn.position))
+
+
+def render_report(report: Report) -> None:
+    st.subheader("Session report")
+    columns = st.columns(3)
+    columns[0].metric("Overall", "n/a" if report.overall is None else f"{report.overall:.1f} / 5")
+    columns[1].metric("Answered", report.answered)
+    columns[2].metric("Skipped", report.skipped)
+    if report.per_topic:
+        st.bar_chart(
+            {
+                "topic": [t.title for t in report.per_topic],
+                "score": [t.mean for t in report.per_topic],
+            },
+            x="topic",
+            y="score",
+            y_label="mean score (0-5)",
+        )
+    st.markdown("**Strengths**")
+    st.markdown("\n".join(f"- {s}" for s in report.strengths) or "- Keep practising: none yet.")
+    st.markdown("**Gaps**")
+    if not report.gaps:
+        st.markdown("- None: every answer scored 3 or more.")
+    for gap in report.gaps:
+        score = "skipped" if gap.score is None else f"{gap.score:.1f}/5"
+        st.markdown(f"- {escape_markdown(gap.question)} ({score})")
+        for point in gap.missed_key_points[:3]:
+            st.markdown(f"    - missed: {escape_markdown(point)}")
+    if report.practise_next:
+        st.markdown("**Practise next**")
+        st.markdown("\n".join(f"- {p.question} *({p.why})*" for p in report.practise_next))
+    left, right = st.columns(2)
+    left.download_button(
+        "Download report (Markdown)",
+        report_markdown(report),
+        file_name=f"interview-{report.session_id}.md",
+        mime="text/markdown",
+        key=f"md-{report.session_id}",
+    )
+    right.download_button(
+        "Download report (JSON)",
+        report_json(report),
+        file_name=f"interview-{report.session_id}.json",
+        mime="application/json",
+        key=f"json-{report.session_id}",
+    )
+
+
+def render_conversation(turns: Sequence[TurnView], show_feedback: bool) -> None:
+    for turn in turns:
+        render_turn(turn, show_feedback)

@@ -1,0 +1,5 @@
+"""Streamlit entry point: ``streamlit run app/ui/streamlit_app.py`` (or ``interviewer app``)."""
+
+from app.ui.main import main
+
+main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -135,6 +136,14 @@ class MiniLMEncoder:
                 self._cache.popitem(last=False)
         return result
 
+    def preload(self, texts: Sequence[str], vectors: Vectors) -> None:
+        """Seed the in-process cache (e.g. from :class:`VectorCache`) without running the model."""
+        for text, vector in zip(texts, vectors, strict=True):
+            self._cache[text] = vector
+
+    def cached(self, text: str) -> bool:
+        return text in self._cache
+
     def encode_one(self, text: str) -> Vectors:
         vector: Vectors = self.encode([text])[0]
         return vector
@@ -151,6 +160,46 @@ def get_encoder() -> MiniLMEncoder:
         if _encoder is None:
             _encoder = MiniLMEncoder()
         return _encoder
+
+
+class VectorCache:
+    """Vectors of known texts (the corpus's rubric texts) persisted in one ``.npz`` file.
+
+    Grading a question needs its key points, misconceptions and corrections embedded; doing
+    that once per corpus version on disk, instead of once per process, keeps the first
+    answer to each question as fast as the rest.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[str, Vectors]:
+        if not self.path.is_file():
+            return {}
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                texts = [str(t) for t in data["texts"]]
+                return dict(zip(texts, data["vectors"], strict=True))
+        except (OSError, ValueError, KeyError):
+            return {}  # a damaged cache is rebuilt, never trusted
+
+    def warm(self, encoder: MiniLMEncoder, texts: Sequence[str]) -> int:
+        """Load the cache into ``encoder``, embed what is missing, save; returns #new."""
+        known = self.load()
+        wanted = list(dict.fromkeys(texts))
+        missing = [t for t in wanted if t not in known]
+        if missing:
+            for text, vector in zip(missing, encoder.encode(missing), strict=True):
+                known[text] = vector
+            kept = [t for t in wanted if t in known]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(partial, texts=np.array(kept), vectors=np.stack([known[t] for t in kept]))
+            os.replace(partial, self.path)
+        present = [t for t in wanted if t in known]
+        if present:
+            encoder.preload(present, np.stack([known[t] for t in present]))
+        return len(missing)
 
 
 def content_hash(*parts: str) -> str:

@@ -13,7 +13,8 @@ from app.config import Settings
 from app.corpus import Corpus, load_corpus
 from app.grading import make_grader
 from app.grading.llm_grader import LLMGrader
-from app.grading.offline import OfflineGrader
+from app.embeddings import MODEL_ID, VectorCache, get_encoder
+from app.grading.offline import OfflineGrader, rubric_texts
 from app.interview.engine import InterviewEngine
 from app.interview.interviewer import Interviewer
 from app.llm import LLMClient
@@ -51,9 +52,16 @@ def open_index(
         return None, None, str(exc)
 
 
+def warm_rubric_vectors(settings: Settings, corpus: Corpus) -> int:
+    """Load (and if needed compute and save) the vectors of every rubric text; returns #new."""
+    cache = VectorCache(settings.cache_dir / f"rubric-vectors-{MODEL_ID}.npz")
+    return cache.warm(get_encoder(), rubric_texts(corpus))
+
+
 def build_foundation(settings: Settings) -> Foundation:
     corpus = load_corpus(settings.corpus_dir)
     index, report, error = open_index(settings, corpus)
+    warm_rubric_vectors(settings, corpus)
     return Foundation(
         settings=settings,
         corpus=corpus,

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.corpus.items import InterviewItem
+from app.corpus.models import Corpus
 from app.embeddings import MiniLMEncoder, get_encoder
 from app.grading.base import ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
@@ -163,7 +164,20 @@ def _negation_mismatch(statement: str, unit: str) -> float:
     return 1.0 if _terms(best_clause).polarity != terms.polarity else 0.0
 
 
-def _units(answer: str) -> tuple[list[str], list[str], list[str]]:
+@dataclass
+class _Pieces:
+    sentences: list[str]
+    code: list[str]
+    pairs: list[tuple[int, int]]  # indices of adjacent sentences graded together
+    removed: list[str]
+
+    @property
+    def units(self) -> list[str]:
+        joined = [f"{self.sentences[a]} {self.sentences[b]}" for a, b in self.pairs]
+        return [*self.sentences, *self.code, *joined]
+
+
+def _pieces(answer: str) -> _Pieces:
     """Gradable pieces of the answer: sentences, code blocks and adjacent-sentence pairs."""
     scrubbed = scrub_injection(answer)
     prose, code_blocks = strip_code_blocks(scrubbed.text)
@@ -177,11 +191,31 @@ def _units(answer: str) -> tuple[list[str], list[str], list[str]]:
         sentences.append(sentence)
         if len(sentences) >= MAX_SENTENCES:
             break
-    windows = [
-        f"{a} {b}" for a, b in itertools.pairwise(sentences) if len(a) + len(b) < MAX_WINDOW_CHARS
+    pairs = [
+        (i, i + 1)
+        for i, (a, b) in enumerate(itertools.pairwise(sentences))
+        if len(a) + len(b) < MAX_WINDOW_CHARS
     ]
     code = [block.strip("`").strip() for block in code_blocks if block.strip("`").strip()]
-    return sentences + code[:4] + windows, scrubbed.removed, sentences
+    return _Pieces(sentences, code[:4], pairs, scrubbed.removed)
+
+
+def _with_pair_vectors(
+    vectors: npt.NDArray[np.float32], pieces: _Pieces
+) -> npt.NDArray[np.float32]:
+    """Append a vector per sentence pair: the length-weighted mean of its two sentences.
+
+    Mean pooling over the concatenation is close to this mean of the two poolings, and it
+    costs no second pass through the model (which would double grading time)."""
+    if not pieces.pairs:
+        return vectors
+    lengths = np.array([max(1, len(s.split())) for s in pieces.sentences], dtype=np.float32)
+    rows = []
+    for a, b in pieces.pairs:
+        mixed = lengths[a] * vectors[a] + lengths[b] * vectors[b]
+        rows.append(mixed / max(float(np.linalg.norm(mixed)), 1e-12))
+    combined: npt.NDArray[np.float32] = np.vstack([vectors, np.asarray(rows, dtype=np.float32)])
+    return combined
 
 
 def analyse(
@@ -189,7 +223,8 @@ def analyse(
 ) -> AnswerAnalysis:
     """Embed and compare; everything here is independent of :class:`OfflineParams`."""
     encoder = encoder or get_encoder()
-    units, removed, sentences = _units(answer)
+    pieces = _pieces(answer)
+    units, removed, sentences = pieces.units, pieces.removed, pieces.sentences
     flags = []
     if removed:
         flags.append("injection_attempt")
@@ -217,13 +252,15 @@ def analyse(
             flags=[*flags, "empty"],
             removed=removed,
         )
-    vectors = encoder.encode([*units, *key_points, *claims, *corrections, item.question])
-    n_units, n_kp, n_claims = len(units), len(key_points), len(claims)
-    unit_vectors = vectors[:n_units]
-    kp_vectors = vectors[n_units : n_units + n_kp]
-    claim_vectors = vectors[n_units + n_kp : n_units + n_kp + n_claims]
-    correction_vectors = vectors[n_units + n_kp + n_claims : n_units + n_kp + 2 * n_claims]
+    encoded = [*sentences, *pieces.code]
+    vectors = encoder.encode([*encoded, *key_points, *claims, *corrections, item.question])
+    n_encoded, n_kp, n_claims = len(encoded), len(key_points), len(claims)
+    unit_vectors = _with_pair_vectors(vectors[:n_encoded], pieces)
+    kp_vectors = vectors[n_encoded : n_encoded + n_kp]
+    claim_vectors = vectors[n_encoded + n_kp : n_encoded + n_kp + n_claims]
+    correction_vectors = vectors[n_encoded + n_kp + n_claims : n_encoded + n_kp + 2 * n_claims]
     question_vector = vectors[-1]
+    n_units = len(units)
     kp_sem = (kp_vectors @ unit_vectors.T).astype(np.float64)
     claim_sem = (claim_vectors @ unit_vectors.T).astype(np.float64)
     correction_sem = (correction_vectors @ unit_vectors.T).astype(np.float64)
@@ -459,6 +496,21 @@ class OfflineGrader:
     async def grade(self, item: InterviewItem, answer: str) -> Evaluation:
         # CPU-bound and short (tens of ms): run in a thread so an event loop stays responsive.
         return await asyncio.to_thread(self.grade_sync, item, answer)
+
+
+def rubric_texts(corpus: Corpus) -> list[str]:
+    """Every text :func:`analyse` embeds for corpus items, apart from answers."""
+    texts: list[str] = []
+    for question in corpus.questions.values():
+        texts.append(question.question)
+        texts.extend(question.key_points)
+        for misconception in question.misconceptions:
+            texts.extend((misconception.claim, misconception.correction))
+        for follow_up in question.follow_ups:
+            if follow_up.question is not None:
+                texts.append(follow_up.question)
+                texts.extend(follow_up.key_points)
+    return list(dict.fromkeys(texts))
 
 
 def inverse_document_frequencies(documents: Sequence[str]) -> dict[str, float]:

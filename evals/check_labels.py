@@ -65,8 +65,10 @@ def check_file(path: Path, questions: dict[str, Question]) -> tuple[list[str], l
             continue
         if not item.id.startswith(f"{question.id}--"):
             errors.append(f"{where}: id must be '<question_id>--<nn>'")
-        if item.question or item.reference_answer or item.split:
-            errors.append(f"{where}: do not write question/reference_answer/split (filled later)")
+        if (item.question and item.question != question.question) or (
+            item.reference_answer and item.reference_answer != question.model_answer
+        ):
+            errors.append(f"{where}: question or reference answer is stale; run prepare_dataset.py")
         if abs(item.human_score * 2 - round(item.human_score * 2)) > 1e-9:
             errors.append(f"{where}: human_score must be a multiple of 0.5")
         unknown_tags = [t for t in item.tags if t not in KNOWN and ":" not in t]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.corpus import Corpus, load_corpus
+from app.embeddings import MODEL_ID, VectorCache, get_encoder
 from app.grading import make_grader
 from app.grading.llm_grader import LLMGrader
-from app.embeddings import MODEL_ID, VectorCache, get_encoder
 from app.grading.offline import OfflineGrader, rubric_texts
 from app.interview.engine import InterviewEngine
 from app.interview.interviewer import Interviewer

@@ -29,8 +29,10 @@ KNOWN = set(QUALITY) | set(ADVERSARIAL) | set(VOICES)
 def _questions() -> dict[str, Question]:
     corpus, issues = check_corpus(get_settings().corpus_dir)
     if corpus is None:
-        print("warning: the corpus does not fully validate; checking against what loads",
-              file=sys.stderr)
+        print(
+            "warning: the corpus does not fully validate; checking against what loads",
+            file=sys.stderr,
+        )
         for issue in issues[:5]:
             print(f"  {issue}", file=sys.stderr)
         from app.corpus.loader import _load_topic_file, _load_topics
@@ -46,7 +48,9 @@ def _questions() -> dict[str, Question]:
     return dict(corpus.questions)
 
 
-def check_file(path: Path, questions: dict[str, Question]) -> tuple[list[str], list[str], list[EvalItem]]:
+def check_file(
+    path: Path, questions: dict[str, Question]
+) -> tuple[list[str], list[str], list[EvalItem]]:
     errors: list[str] = []
     warnings: list[str] = []
     try:
@@ -87,7 +91,10 @@ def check_file(path: Path, questions: dict[str, Question]) -> tuple[list[str], l
             mapped = overall_score(
                 [
                     CriterionScore(
-                        criterion_id=c.id, name=c.name, weight=c.weight, score=scores[c.id],
+                        criterion_id=c.id,
+                        name=c.name,
+                        weight=c.weight,
+                        score=scores[c.id],
                         justification="",
                     )
                     for c in question.rubric.criteria
@@ -121,7 +128,9 @@ def check_file(path: Path, questions: dict[str, Question]) -> tuple[list[str], l
             elif base.question_id != item.question_id:
                 errors.append(f"{where}: {relation} must point at an answer to the same question")
             elif relation != "padding_of" and abs(base.human_score - item.human_score) > 0:
-                errors.append(f"{where}: {relation} must have the base's score ({base.human_score})")
+                errors.append(
+                    f"{where}: {relation} must have the base's score ({base.human_score})"
+                )
             elif relation == "padding_of" and not 0 <= base.human_score - item.human_score <= 0.5:
                 errors.append(f"{where}: padding keeps the base's score (or 0.5 lower)")
     return errors, warnings, items

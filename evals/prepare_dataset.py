@@ -22,17 +22,24 @@ from app.corpus import load_corpus
 
 GRADED = Path(__file__).resolve().parent / "datasets" / "graded"
 FIELD_ORDER = [
-    "id", "question_id", "question", "reference_answer", "answer", "human_score",
-    "human_scores", "criterion_scores", "rationale", "tags", "split",
+    "id",
+    "question_id",
+    "question",
+    "reference_answer",
+    "answer",
+    "human_score",
+    "human_scores",
+    "criterion_scores",
+    "rationale",
+    "tags",
+    "split",
 ]
 
 
 def split_for_questions(question_ids_by_topic: dict[str, list[str]]) -> dict[str, str]:
     splits: dict[str, str] = {}
     for _topic, question_ids in sorted(question_ids_by_topic.items()):
-        ordered = sorted(
-            set(question_ids), key=lambda q: hashlib.sha256(q.encode()).hexdigest()
-        )
+        ordered = sorted(set(question_ids), key=lambda q: hashlib.sha256(q.encode()).hexdigest())
         for position, question_id in enumerate(ordered):
             splits[question_id] = "test" if position == 0 else "dev" if position == 1 else "train"
     return splits
@@ -49,7 +56,9 @@ def main() -> int:
         for row in rows:
             question = corpus.questions.get(str(row["question_id"]))
             if question is None:
-                print(f"{path}: {row['id']}: unknown question {row['question_id']}", file=sys.stderr)
+                print(
+                    f"{path}: {row['id']}: unknown question {row['question_id']}", file=sys.stderr
+                )
                 return 1
             by_topic[question.topic].append(question.id)
     splits = split_for_questions(by_topic)

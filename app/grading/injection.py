@@ -46,7 +46,10 @@ _JSON_BLOB = re.compile(
     r"[^{}]{0,2000}?\}",
     re.IGNORECASE | re.DOTALL,
 )
-_CLAUSES = re.compile(r"(?<=[.!?\n])\s+")
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+# Sentence ends, and the edges of tags, so an injected tag or comment is removed on its own
+# without taking the neighbouring (legitimate) sentence with it.
+_CLAUSES = re.compile(r"(?<=[.!?\n])\s+|(?<=>)\s*|\s*(?=</?[a-zA-Z_]+[^<>]{0,80}>)")
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,10 @@ def looks_like_injection(text: str) -> bool:
 
 def scrub_injection(answer: str) -> Scrubbed:
     """The answer without JSON verdict blobs and sentences that address the grader."""
-    removed = [m.group(0) for m in _JSON_BLOB.finditer(answer)]
-    text = _JSON_BLOB.sub(" ", answer)
+    removed = [m.group(0) for m in _HTML_COMMENT.finditer(answer) if _INJECTION.search(m.group(0))]
+    text = _HTML_COMMENT.sub(lambda m: " " if _INJECTION.search(m.group(0)) else m.group(0), answer)
+    removed += [m.group(0) for m in _JSON_BLOB.finditer(text)]
+    text = _JSON_BLOB.sub(" ", text)
     kept: list[str] = []
     for piece in _CLAUSES.split(text):
         if _INJECTION.search(piece):

@@ -50,12 +50,19 @@ from app.text import (
 )
 
 PARAMS_FILE = Path(__file__).with_name("offline_params.json")
-MAX_SENTENCES = 60
+MAX_SENTENCES = 80
+MAX_SENTENCE_CHARS = 220  # unpunctuated speech is cut into pieces of about this size
 MAX_WINDOW_CHARS = 300
+CODE_LINES = 6  # code blocks are graded in overlapping windows of this many lines
 _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|although|though|however|so|because)\s+")
 _CODE_HINT = re.compile(r"[()=\[\]{}]|\b(def|async|await|with|import|return|lambda)\b")
 
 FloatArray = npt.NDArray[np.float64]
+
+# What the criterion model sees, per criterion, all in [0, 1]: mean over its key points of the
+# best semantic match and of the best word overlap, the best and worst key-point coverage,
+# how relevant the whole answer is to the question, and how much of it is explanatory prose.
+FEATURES = ("semantic", "lexical", "best_point", "worst_point", "relevance", "fluency")
 
 
 class OfflineParams(BaseModel):
@@ -67,13 +74,14 @@ class OfflineParams(BaseModel):
     semantic_weight: float = Field(default=0.6, ge=0, le=1)
     semantic_low: float = 0.30
     semantic_high: float = 0.75
-    coverage_low: float = 0.15
-    coverage_high: float = 0.75
+    # criterion score = 5 * sigmoid(criterion_bias + features . criterion_weights)
+    criterion_weights: list[float] = [3.0, 3.0, 1.0, 0.5, 1.0, 0.5]
+    criterion_bias: float = -4.0
     list_floor: float = Field(default=0.35, ge=0, le=1)
     negation_factor: float = Field(default=0.25, ge=0, le=1)
-    misconception_threshold: float = 0.62
-    misconception_margin: float = 0.02
-    contradiction_threshold: float = 0.80
+    misconception_threshold: float = 0.55  # similarity of a sentence to the claim
+    misconception_margin: float = 0.03  # ... above its similarity to the correction/key points
+    misconception_lexical: float = 0.45  # share of the claim's (rare) words in the sentence
     missed_threshold: float = 0.45
     evidence_threshold: float = 0.5
     idf: dict[str, float] = {}
@@ -183,7 +191,7 @@ def _pieces(answer: str) -> _Pieces:
     prose, code_blocks = strip_code_blocks(scrubbed.text)
     sentences: list[str] = []
     seen: set[str] = set()
-    for sentence in split_sentences(prose):
+    for sentence in split_sentences(prose, max_chars=MAX_SENTENCE_CHARS):
         key = " ".join(sentence.lower().split())
         if key in seen or not any(ch.isalnum() for ch in sentence):
             continue
@@ -196,8 +204,15 @@ def _pieces(answer: str) -> _Pieces:
         for i, (a, b) in enumerate(itertools.pairwise(sentences))
         if len(a) + len(b) < MAX_WINDOW_CHARS
     ]
-    code = [block.strip("`").strip() for block in code_blocks if block.strip("`").strip()]
-    return _Pieces(sentences, code[:4], pairs, scrubbed.removed)
+    code: list[str] = []
+    for block in code_blocks:
+        lines = [line for line in block.strip("`").splitlines() if line.strip()]
+        step = max(1, CODE_LINES // 2)
+        for start in range(0, max(1, len(lines) - step), step):
+            chunk = "\n".join(lines[start : start + CODE_LINES]).strip()
+            if chunk:
+                code.append(chunk)
+    return _Pieces(sentences, code[:24], pairs, scrubbed.removed)
 
 
 def _with_pair_vectors(
@@ -216,6 +231,14 @@ def _with_pair_vectors(
         rows.append(mixed / max(float(np.linalg.norm(mixed)), 1e-12))
     combined: npt.NDArray[np.float32] = np.vstack([vectors, np.asarray(rows, dtype=np.float32)])
     return combined
+
+
+def _unit_fluency(units: list[str], pieces: _Pieces) -> FloatArray:
+    """Fluency per unit; a sentence pair is only as fluent as its weaker sentence, so a
+    keyword list appended to a real sentence is still treated as a list."""
+    own = [_fluency(u) for u in units[: len(pieces.sentences) + len(pieces.code)]]
+    pairs = [min(own[a], own[b]) for a, b in pieces.pairs]
+    return np.asarray(own + pairs, dtype=np.float64)
 
 
 def analyse(
@@ -274,7 +297,7 @@ def analyse(
     return AnswerAnalysis(
         answer=answer,
         units=units,
-        unit_fluency=np.array([_fluency(u) for u in units], dtype=np.float64),
+        unit_fluency=_unit_fluency(units, pieces),
         kp_sem=kp_sem,
         kp_words=kp_words,
         unit_words=[set(_terms(u).words) for u in units],
@@ -312,64 +335,109 @@ class ScoredAnalysis:
     flags: list[str]
 
 
+def _sigmoid(x: FloatArray) -> FloatArray:
+    result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    return result
+
+
+@dataclass
+class CriterionEvidence:
+    """Per key point: its coverage (0-1) and the unit that covers it best."""
+
+    features: FloatArray  # criteria x len(FEATURES)
+    coverage: FloatArray  # key points
+    best_unit: npt.NDArray[np.int64]  # key points
+
+
+def criterion_evidence(
+    item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams
+) -> CriterionEvidence:
+    """The features :data:`FEATURES` of every criterion of ``item`` for this answer."""
+    n_points = sum(len(c.key_points) for c in item.rubric.criteria)
+    if analysis.empty:
+        return CriterionEvidence(
+            np.zeros((len(item.rubric.criteria), len(FEATURES))),
+            np.zeros(n_points),
+            np.zeros(n_points, dtype=np.int64),
+        )
+    quality = params.list_floor + (1 - params.list_floor) * analysis.unit_fluency
+    keep = 1 - (1 - params.negation_factor) * analysis.kp_negated
+    semantic = _ramp(analysis.kp_sem, params.semantic_low, params.semantic_high) * keep
+    lexical = _lexical(analysis.kp_words, analysis.unit_words, params) * keep * quality[None, :]
+    weight = params.semantic_weight
+    combined = (weight * semantic + (1 - weight) * lexical) * quality[None, :]
+    coverage = combined.max(axis=1)
+    best_unit = combined.argmax(axis=1).astype(np.int64)
+    semantic_best = semantic.max(axis=1)
+    lexical_best = lexical.max(axis=1)
+    relevance = float(_ramp(np.array([analysis.relevance]), 0.15, 0.65)[0])
+    fluency = float(np.mean(analysis.unit_fluency))
+    rows = []
+    start = 0
+    for criterion in item.rubric.criteria:
+        span = slice(start, start + len(criterion.key_points))
+        start += len(criterion.key_points)
+        rows.append(
+            [
+                float(np.mean(semantic_best[span])),
+                float(np.mean(lexical_best[span])),
+                float(np.max(coverage[span])),
+                float(np.min(coverage[span])),
+                relevance,
+                fluency,
+            ]
+        )
+    return CriterionEvidence(np.asarray(rows), coverage, best_unit)
+
+
+def criterion_scores(features: FloatArray, params: OfflineParams) -> FloatArray:
+    """5 * sigmoid(bias + features . weights): the calibrated criterion score, 0-5."""
+    weights = np.asarray(params.criterion_weights, dtype=np.float64)
+    scores: FloatArray = 5.0 * _sigmoid(params.criterion_bias + features @ weights)
+    return scores
+
+
 def score(item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams) -> ScoredAnalysis:
     """Criterion scores, evidence and misconceptions from an analysis and the parameters."""
-    criteria_points = [(c, list(c.key_points)) for c in item.rubric.criteria]
     if analysis.empty:
         return ScoredAnalysis(
             criteria=[
-                ProposedCriterion(c.id, 0.0, "No answer to assess.", (), points)
-                for c, points in criteria_points
+                ProposedCriterion(c.id, 0.0, "No answer to assess.", (), list(c.key_points))
+                for c in item.rubric.criteria
             ],
             misconceptions=[],
             covered=[],
             flags=analysis.flags,
         )
-    weight = params.semantic_weight
-    quality = params.list_floor + (1 - params.list_floor) * analysis.unit_fluency
-    kp_lex = _lexical(analysis.kp_words, analysis.unit_words, params)
-    kp_match = (
-        weight * _ramp(analysis.kp_sem, params.semantic_low, params.semantic_high)
-        + (1 - weight) * kp_lex
-    )
-    kp_match = kp_match * quality[None, :]
-    kp_match = kp_match * (1 - (1 - params.negation_factor) * analysis.kp_negated)
-    coverage = kp_match.max(axis=1)
-    best_unit = kp_match.argmax(axis=1)
-
+    evidence_data = criterion_evidence(item, analysis, params)
+    values = criterion_scores(evidence_data.features, params)
+    coverage, best_unit = evidence_data.coverage, evidence_data.best_unit
     proposed: list[ProposedCriterion] = []
     covered_points: list[str] = []
-    contradictions: list[DetectedMisconception] = []
     row = 0
-    for criterion, points in criteria_points:
-        rows = range(row, row + len(points))
-        row += len(points)
-        values = np.array([coverage[r] for r in rows])
-        level = float(np.mean(values)) if len(values) else 0.0
-        criterion_score = 5.0 * float(
-            _ramp(np.array([level]), params.coverage_low, params.coverage_high)[0]
-        )
+    for index, criterion in enumerate(item.rubric.criteria):
         evidence, missed = [], []
-        for r, point in zip(rows, points, strict=True):
-            if coverage[r] >= params.evidence_threshold:
-                unit = analysis.units[int(best_unit[r])]
+        for point in criterion.key_points:
+            if coverage[row] >= params.evidence_threshold:
+                unit = analysis.units[int(best_unit[row])]
                 if unit not in evidence:
                     evidence.append(unit)
                 covered_points.append(point)
-            if coverage[r] < params.missed_threshold:
+            if coverage[row] < params.missed_threshold:
                 missed.append(point)
-            contradiction = _contradiction(analysis, kp_lex, r, point, params)
-            if contradiction is not None:
-                contradictions.append(contradiction)
+            row += 1
+        total = len(criterion.key_points)
         justification = (
-            f"Covers {len(points) - len(missed)} of {len(points)} key point(s)"
-            f" (coverage {level:.2f})."
+            f"Covers {total - len(missed)} of {total} key point(s) "
+            f"(mean coverage {float(evidence_data.features[index, 2]):.2f})."
+            if total
+            else "No key points."
         )
         proposed.append(
-            ProposedCriterion(criterion.id, criterion_score, justification, evidence, missed)
+            ProposedCriterion(criterion.id, float(values[index]), justification, evidence, missed)
         )
 
-    misconceptions = _misconceptions(item, analysis, params) + contradictions[:1]
+    misconceptions = _misconceptions(item, analysis, params)
     flags = list(analysis.flags)
     overall_fluency = float(np.mean(analysis.unit_fluency)) if len(analysis.unit_fluency) else 0.0
     if overall_fluency < 0.35:
@@ -379,44 +447,28 @@ def score(item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams) 
     return ScoredAnalysis(proposed, misconceptions, covered_points, flags)
 
 
-def _contradiction(
-    analysis: AnswerAnalysis, kp_lex: FloatArray, row: int, point: str, params: OfflineParams
-) -> DetectedMisconception | None:
-    """A sentence that states a key point with the opposite polarity, e.g. 'is thread-safe'."""
-    negated = analysis.kp_negated[row] > 0
-    if not negated.any():
-        return None
-    strength = np.where(negated, 0.5 * analysis.kp_sem[row] + 0.5 * kp_lex[row], 0.0)
-    unit = int(strength.argmax())
-    if strength[unit] < params.contradiction_threshold:
-        return None
-    return DetectedMisconception(
-        claim=analysis.units[unit],
-        correction=point,
-        evidence=analysis.units[unit],
-        from_corpus=False,
-    )
-
-
 def _misconceptions(
     item: InterviewItem, analysis: AnswerAnalysis, params: OfflineParams
 ) -> list[DetectedMisconception]:
     if not item.misconceptions:
         return []
     claim_lex = _lexical(analysis.claim_words, analysis.unit_words, params)
-    weight = params.semantic_weight
-    strength = (
-        weight * _ramp(analysis.claim_sem, params.semantic_low, params.semantic_high)
-        + (1 - weight) * claim_lex
+    # A sentence asserts a claim when it is close to the claim, closer to it than to the
+    # correction or to any key point (correct answers discuss the same ideas, rightly),
+    # shares enough of the claim's words, and does not negate it.
+    best_key_point = analysis.kp_sem.max(axis=0) if len(analysis.kp_sem) else 0.0
+    rival = np.maximum(analysis.correction_sem, best_key_point)
+    asserts = (
+        (analysis.claim_negated == 0)
+        & (analysis.claim_sem >= params.misconception_threshold)
+        & (analysis.claim_sem - rival >= params.misconception_margin)
+        & (claim_lex >= params.misconception_lexical)
     )
-    asserts = (analysis.claim_negated == 0) & (
-        analysis.claim_sem >= analysis.correction_sem + params.misconception_margin
-    )
-    strength = np.where(asserts, strength, 0.0)
+    strength = np.where(asserts, analysis.claim_sem, 0.0)
     found = []
     for row, misconception in enumerate(item.misconceptions):
         unit = int(strength[row].argmax())
-        if strength[row, unit] >= params.misconception_threshold:
+        if strength[row, unit] > 0:
             found.append(
                 DetectedMisconception(
                     claim=misconception.claim,

@@ -58,10 +58,16 @@ def warm_rubric_vectors(settings: Settings, corpus: Corpus) -> int:
     return cache.warm(get_encoder(), rubric_texts(corpus))
 
 
-def build_foundation(settings: Settings) -> Foundation:
+def build_foundation(settings: Settings, warm_vectors: bool = True) -> Foundation:
+    """Corpus, index (refreshed when stale), selector and store.
+
+    ``warm_vectors`` embeds every rubric text once (kept on disk), so that the first answer
+    to each question grades as fast as the rest; without it they are embedded on first use.
+    """
     corpus = load_corpus(settings.corpus_dir)
     index, report, error = open_index(settings, corpus)
-    warm_rubric_vectors(settings, corpus)
+    if warm_vectors:
+        warm_rubric_vectors(settings, corpus)
     return Foundation(
         settings=settings,
         corpus=corpus,

@@ -73,8 +73,11 @@ def check_file(
             item.reference_answer and item.reference_answer != question.model_answer
         ):
             errors.append(f"{where}: question or reference answer is stale; run prepare_dataset.py")
-        if abs(item.human_score * 2 - round(item.human_score * 2)) > 1e-9:
-            errors.append(f"{where}: human_score must be a multiple of 0.5")
+        ratings = item.human_scores or [item.human_score]
+        if any(abs(r * 2 - round(r * 2)) > 1e-9 for r in ratings):
+            errors.append(f"{where}: each human score must be a multiple of 0.5")
+        if item.human_scores and abs(item.human_score - sum(ratings) / len(ratings)) > 0.01:
+            errors.append(f"{where}: human_score must be the mean of human_scores")
         unknown_tags = [t for t in item.tags if t not in KNOWN and ":" not in t]
         if unknown_tags:
             errors.append(f"{where}: unknown tags {unknown_tags}")
@@ -104,14 +107,14 @@ def check_file(
                 warnings.append(
                     f"{where}: human_score {item.human_score} vs rubric mapping {mapped:.1f}"
                 )
-        if ("empty" in quality or "off_topic" in quality) and item.human_score != 0:
+        if ("empty" in quality or "off_topic" in quality) and ratings[0] != 0:
             errors.append(f"{where}: empty and off-topic answers score 0")
-        if "wrong_misconception" in quality and item.human_score > 1.5:
+        if "wrong_misconception" in quality and ratings[0] > 1.5:
             errors.append(f"{where}: wrong_misconception answers score at most 1.5")
         if (
             "keyword_stuffing" in item.tags
             and item.relation("stuffing_of") is None
-            and item.human_score > 1.0
+            and ratings[0] > 1.0
         ):
             errors.append(f"{where}: a bare keyword list scores at most 1")
         if "injection" in item.tags and not item.rationale:

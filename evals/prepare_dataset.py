@@ -5,8 +5,10 @@
 Idempotent. For every item it fills `question` and `reference_answer` from the corpus
 question named by `question_id`, and sets `split` by question, so no question is in two
 splits: within each topic, the labelled questions are ordered by a hash of their id and the
-first goes to test, the second to dev, the rest to train. Run it after adding labels or
-editing a labelled question's model answer.
+first goes to test, the second to dev, the rest to train. Items labelled a second time, blind,
+by another annotator (``datasets/second_annotation/*.jsonl``) get ``human_scores`` [first,
+second], and ``human_score`` becomes their mean. Run it after adding labels or editing a
+labelled question's model answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.config import get_settings
 from app.corpus import load_corpus
 
 GRADED = Path(__file__).resolve().parent / "datasets" / "graded"
+SECOND = Path(__file__).resolve().parent / "datasets" / "second_annotation"
 FIELD_ORDER = [
     "id",
     "question_id",
@@ -62,6 +65,11 @@ def main() -> int:
                 return 1
             by_topic[question.topic].append(question.id)
     splits = split_for_questions(by_topic)
+    second = {
+        row["id"]: row
+        for path in sorted(SECOND.glob("*.jsonl"))
+        for row in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    }
     counts: dict[str, int] = defaultdict(int)
     for path, rows in rows_by_file.items():
         lines = []
@@ -70,6 +78,11 @@ def main() -> int:
             row["question"] = question.question
             row["reference_answer"] = question.model_answer
             row["split"] = splits[question.id]
+            other = second.get(str(row["id"]))
+            if other is not None:
+                first = row.get("human_scores", [row["human_score"]])[0]  # type: ignore[index]
+                row["human_scores"] = [first, other["human_score"]]
+                row["human_score"] = round((float(first) + float(other["human_score"])) / 2, 2)
             counts[str(row["split"])] += 1
             ordered = {key: row[key] for key in FIELD_ORDER if key in row}
             ordered.update({k: v for k, v in row.items() if k not in ordered})

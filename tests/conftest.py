@@ -1,0 +1,148 @@
+"""Shared fixtures: real corpus, real embeddings, real Chroma, real SQLite, a real HTTP server.
+
+Expensive things (the Chroma index of the whole corpus) are built once per session in a
+session temp folder; everything a test writes goes to its own ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import app  # noqa: F401  (sets the offline environment before anything else loads)
+from app.config import REPO_DIR, Settings
+from app.corpus import Corpus, load_corpus
+from app.retrieval.index import QuestionIndex
+from app.services import Foundation, build_engine, build_foundation
+from app.store import Store
+from app.testing.openai_server import OpenAIStubServer
+
+ARTIFACTS = REPO_DIR / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "corpus_dir": REPO_DIR / "corpus",
+        "prompts_dir": REPO_DIR / "prompts",
+        "llm_model": "",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Corpus:
+    return load_corpus(REPO_DIR / "corpus")
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir per session holding the embedded index (built once)."""
+    return tmp_path_factory.mktemp("shared-data")
+
+
+@pytest.fixture(scope="session")
+def shared_settings(shared_data_dir: Path) -> Settings:
+    return make_settings(shared_data_dir)
+
+
+@pytest.fixture(scope="session")
+def index(shared_settings: Settings, corpus: Corpus) -> QuestionIndex:
+    built = QuestionIndex.open(shared_settings)
+    built.sync(corpus)
+    return built
+
+
+@pytest.fixture(scope="session")
+def foundation(shared_settings: Settings, index: QuestionIndex) -> Foundation:
+    return build_foundation(shared_settings, warm_vectors=False)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, shared_data_dir: Path) -> Settings:
+    """Per-test settings: own database, the session's index."""
+    own = tmp_path / "data"
+    own.mkdir()
+    (own / "chroma").symlink_to(shared_data_dir / "chroma", target_is_directory=True)
+    return make_settings(own)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "interviews.sqlite3")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def offline_engine(foundation: Foundation, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An offline engine over the session index with a database of its own."""
+    own = Foundation(**{**foundation.__dict__, "store": Store(tmp_path / "engine.sqlite3")})
+    engine = build_engine(own, model="")
+    yield engine
+    own.store.close()
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIStubServer]:
+    with OpenAIStubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A real `chroma run` on 127.0.0.1 for the server-mode tests."""
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which(
+        "chroma"
+    )
+    if chroma is None:
+        pytest.fail("the `chroma` command is not installed (it ships with chromadb)")
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = (path / "server.log").open("w")
+    process = subprocess.Popen(
+        [chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"chroma run exited: {(path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("chroma run did not start within 60 s")
+    yield "127.0.0.1", port
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def write_json_lines(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path

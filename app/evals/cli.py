@@ -21,6 +21,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from app.evals.report import write_run
     from app.evals.runner import EvalCache, run_eval
     from app.grading import make_grader
+    from app.services import warm_rubric_vectors
 
     if args.grader == "llm" and not (args.model or settings.llm_model):
         print("error: --grader llm needs --model (or INTERVIEWER_LLM_MODEL)", file=sys.stderr)
@@ -43,6 +44,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: no items in split {args.split!r}", file=sys.stderr)
         return 2
     corpus = load_corpus(settings.corpus_dir)
+    warm_rubric_vectors(settings, corpus)  # embedded once, kept on disk
     model = args.model if args.grader == "llm" else ""
     if args.concurrency:
         settings = settings.model_copy(update={"llm_concurrency": args.concurrency})

@@ -55,14 +55,25 @@ MAX_SENTENCE_CHARS = 220  # unpunctuated speech is cut into pieces of about this
 MAX_WINDOW_CHARS = 300
 CODE_LINES = 6  # code blocks are graded in overlapping windows of this many lines
 _CLAUSE = re.compile(r"[,;:]\s+|\s+(?:but|while|whereas|although|though|however|so|because)\s+")
-_CODE_HINT = re.compile(r"[()=\[\]{}]|\b(def|async|await|with|import|return|lambda)\b")
+CODE_FLUENCY = 0.8  # fenced code is evidence too, though it has few stop words
 
 FloatArray = npt.NDArray[np.float64]
 
 # What the criterion model sees, per criterion, all in [0, 1]: mean over its key points of the
 # best semantic match and of the best word overlap, the best and worst key-point coverage,
-# how relevant the whole answer is to the question, and how much of it is explanatory prose.
-FEATURES = ("semantic", "lexical", "best_point", "worst_point", "relevance", "fluency")
+# how relevant the whole answer is to the question, how much of it is explanatory prose, and
+# how much of the reference answer it covers in meaning and in words (these two are robust to
+# answers that use other words than the rubric, such as paraphrases and speech transcripts).
+FEATURES = (
+    "semantic",
+    "lexical",
+    "best_point",
+    "worst_point",
+    "relevance",
+    "fluency",
+    "reference_semantic",
+    "reference_lexical",
+)
 
 
 class OfflineParams(BaseModel):
@@ -74,8 +85,9 @@ class OfflineParams(BaseModel):
     semantic_weight: float = Field(default=0.6, ge=0, le=1)
     semantic_low: float = 0.30
     semantic_high: float = 0.75
+    lexical_high: float = Field(default=0.8, gt=0.1, le=1.0)  # word overlap that counts as full
     # criterion score = 5 * sigmoid(criterion_bias + features . criterion_weights)
-    criterion_weights: list[float] = [3.0, 3.0, 1.0, 0.5, 1.0, 0.5]
+    criterion_weights: list[float] = [3.0, 3.0, 1.0, 0.5, 1.0, 0.5, 0.5, 0.5]
     criterion_bias: float = -4.0
     list_floor: float = Field(default=0.35, ge=0, le=1)
     negation_factor: float = Field(default=0.25, ge=0, le=1)
@@ -107,8 +119,6 @@ def _fluency(text: str) -> float:
     words = tokens(text)
     if not words:
         return 0.0
-    if _CODE_HINT.search(text) and len(words) >= 3:
-        return 0.8  # code is evidence too, and it has few stop words
     glue = sum(1 for w in words if w in STOPWORDS or w in NEGATIONS)
     ratio = glue / len(words)
     length_factor = min(1.0, len(words) / 6)
@@ -151,6 +161,8 @@ class AnswerAnalysis:
     correction_sem: FloatArray
     claim_words: list[list[str]]
     claim_negated: FloatArray
+    reference_sem: FloatArray  # reference-answer sentences x units
+    reference_words: list[list[str]]
     relevance: float
     flags: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -236,7 +248,7 @@ def _with_pair_vectors(
 def _unit_fluency(units: list[str], pieces: _Pieces) -> FloatArray:
     """Fluency per unit; a sentence pair is only as fluent as its weaker sentence, so a
     keyword list appended to a real sentence is still treated as a list."""
-    own = [_fluency(u) for u in units[: len(pieces.sentences) + len(pieces.code)]]
+    own = [_fluency(s) for s in pieces.sentences] + [CODE_FLUENCY] * len(pieces.code)
     pairs = [min(own[a], own[b]) for a, b in pieces.pairs]
     return np.asarray(own + pairs, dtype=np.float64)
 
@@ -271,17 +283,23 @@ def analyse(
             correction_sem=no_claims,
             claim_words=claim_words,
             claim_negated=no_claims,
+            reference_sem=np.zeros((0, 0)),
+            reference_words=[],
             relevance=0.0,
             flags=[*flags, "empty"],
             removed=removed,
         )
     encoded = [*sentences, *pieces.code]
-    vectors = encoder.encode([*encoded, *key_points, *claims, *corrections, item.question])
+    reference = reference_sentences(item)
+    vectors = encoder.encode(
+        [*encoded, *key_points, *claims, *corrections, *reference, item.question]
+    )
     n_encoded, n_kp, n_claims = len(encoded), len(key_points), len(claims)
     unit_vectors = _with_pair_vectors(vectors[:n_encoded], pieces)
     kp_vectors = vectors[n_encoded : n_encoded + n_kp]
     claim_vectors = vectors[n_encoded + n_kp : n_encoded + n_kp + n_claims]
     correction_vectors = vectors[n_encoded + n_kp + n_claims : n_encoded + n_kp + 2 * n_claims]
+    reference_vectors = vectors[n_encoded + n_kp + 2 * n_claims : -1]
     question_vector = vectors[-1]
     n_units = len(units)
     kp_sem = (kp_vectors @ unit_vectors.T).astype(np.float64)
@@ -306,6 +324,8 @@ def analyse(
         correction_sem=correction_sem,
         claim_words=claim_words,
         claim_negated=claim_negated,
+        reference_sem=(reference_vectors @ unit_vectors.T).astype(np.float64),
+        reference_words=[_terms(s).words for s in reference],
         relevance=relevance,
         flags=flags,
         removed=removed,
@@ -363,7 +383,10 @@ def criterion_evidence(
     quality = params.list_floor + (1 - params.list_floor) * analysis.unit_fluency
     keep = 1 - (1 - params.negation_factor) * analysis.kp_negated
     semantic = _ramp(analysis.kp_sem, params.semantic_low, params.semantic_high) * keep
-    lexical = _lexical(analysis.kp_words, analysis.unit_words, params) * keep * quality[None, :]
+    lexical = _ramp(
+        _lexical(analysis.kp_words, analysis.unit_words, params), 0.0, params.lexical_high
+    )
+    lexical = lexical * keep * quality[None, :]
     weight = params.semantic_weight
     combined = (weight * semantic + (1 - weight) * lexical) * quality[None, :]
     coverage = combined.max(axis=1)
@@ -372,6 +395,30 @@ def criterion_evidence(
     lexical_best = lexical.max(axis=1)
     relevance = float(_ramp(np.array([analysis.relevance]), 0.15, 0.65)[0])
     fluency = float(np.mean(analysis.unit_fluency))
+    if len(analysis.reference_words):
+        ref_keep = quality[None, :]
+        ref_semantic = float(
+            np.mean(
+                (
+                    _ramp(analysis.reference_sem, params.semantic_low, params.semantic_high)
+                    * ref_keep
+                ).max(axis=1)
+            )
+        )
+        ref_lexical = float(
+            np.mean(
+                (
+                    _ramp(
+                        _lexical(analysis.reference_words, analysis.unit_words, params),
+                        0.0,
+                        params.lexical_high,
+                    )
+                    * ref_keep
+                ).max(axis=1)
+            )
+        )
+    else:
+        ref_semantic = ref_lexical = 0.0
     rows = []
     start = 0
     for criterion in item.rubric.criteria:
@@ -385,6 +432,8 @@ def criterion_evidence(
                 float(np.min(coverage[span])),
                 relevance,
                 fluency,
+                ref_semantic,
+                ref_lexical,
             ]
         )
     return CriterionEvidence(np.asarray(rows), coverage, best_unit)
@@ -550,11 +599,17 @@ class OfflineGrader:
         return await asyncio.to_thread(self.grade_sync, item, answer)
 
 
+def reference_sentences(item: InterviewItem) -> list[str]:
+    """The reference answer's sentences (at most 30), compared with the answer as a whole."""
+    return [s for s in split_sentences(item.reference_answer) if len(s.split()) >= 3][:30]
+
+
 def rubric_texts(corpus: Corpus) -> list[str]:
     """Every text :func:`analyse` embeds for corpus items, apart from answers."""
     texts: list[str] = []
     for question in corpus.questions.values():
         texts.append(question.question)
+        texts.extend(s for s in split_sentences(question.model_answer) if len(s.split()) >= 3)
         texts.extend(question.key_points)
         for misconception in question.misconceptions:
             texts.extend((misconception.claim, misconception.correction))

@@ -76,7 +76,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     write_run(result, out, f"Grading eval: {args.grader} on {args.split} ({len(chosen)} items)")
     metrics = result.metrics
     baseline: dict[str, Any] = metrics.get("baseline", {})
-    print(f"{metrics['n']} items in {metrics['seconds']} s -> {out}")
+    print(
+        f"{metrics['n']} items graded in {metrics['grading_seconds']} s "
+        f"({metrics['items_per_second']}/s; {metrics['seconds']} s with the baseline) -> {out}"
+    )
     for key in (
         "pearson",
         "spearman",

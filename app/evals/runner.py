@@ -212,6 +212,7 @@ def run_eval(
         for repeat in range(1, repeat_count):
             work.append((index, items[index], gradables[index], repeat))
     results, errors = asyncio.run(_grade_all(grader, work, cache, identity, concurrency, progress))
+    grading_seconds = time.perf_counter() - started
     baseline: list[float | None] = [None] * len(items)
     baseline_fit: dict[str, float] = {}
     if with_baseline and items:
@@ -255,7 +256,10 @@ def run_eval(
     metrics = compute_metrics(predictions)
     metrics["grader"] = {"name": identity[0], "model": identity[1], "prompt_version": identity[2]}
     metrics["seconds"] = round(seconds, 2)
-    metrics["items_per_second"] = round(len(predictions) / seconds, 2) if seconds else None
+    metrics["grading_seconds"] = round(grading_seconds, 2)  # without the baseline's embeddings
+    metrics["items_per_second"] = (
+        round(len(predictions) / grading_seconds, 2) if grading_seconds else None
+    )
     metrics["errors"] = len(errors)
     metrics["baseline_fit"] = baseline_fit
     return RunResult(predictions, metrics, seconds, errors)

@@ -87,6 +87,8 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "viewer",
     ]
     print(f"Starting the interviewer on http://{args.address}:{args.port}", flush=True)
     os.execv(sys.executable, command)

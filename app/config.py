@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(default=180.0, gt=0)
 
     seed: int = 7
+    # Embed every rubric text at start (kept on disk) so each question's first answer grades
+    # as fast as the rest; off, they are embedded on first use instead.
+    warm_vectors: bool = True
 
     @field_validator("llm_model", "transcription_model")
     @classmethod

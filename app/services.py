@@ -58,7 +58,7 @@ def warm_rubric_vectors(settings: Settings, corpus: Corpus) -> int:
     return cache.warm(get_encoder(), rubric_texts(corpus))
 
 
-def build_foundation(settings: Settings, warm_vectors: bool = True) -> Foundation:
+def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Foundation:
     """Corpus, index (refreshed when stale), selector and store.
 
     ``warm_vectors`` embeds every rubric text once (kept on disk), so that the first answer
@@ -66,7 +66,7 @@ def build_foundation(settings: Settings, warm_vectors: bool = True) -> Foundatio
     """
     corpus = load_corpus(settings.corpus_dir)
     index, report, error = open_index(settings, corpus)
-    if warm_vectors:
+    if settings.warm_vectors if warm_vectors is None else warm_vectors:
         warm_rubric_vectors(settings, corpus)
     return Foundation(
         settings=settings,

@@ -75,8 +75,8 @@ def foundation(shared_settings: Settings, index: QuestionIndex) -> Foundation:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, shared_data_dir: Path) -> Settings:
-    """Per-test settings: own database, the session's index."""
+def settings(tmp_path: Path, shared_data_dir: Path, index: QuestionIndex) -> Settings:
+    """Per-test settings: own database, the session's index (built before it is linked)."""
     own = tmp_path / "data"
     own.mkdir()
     (own / "chroma").symlink_to(shared_data_dir / "chroma", target_is_directory=True)
@@ -108,9 +108,7 @@ def openai_server() -> Iterator[OpenAIStubServer]:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real `chroma run` on 127.0.0.1 for the server-mode tests."""
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which(
-        "chroma"
-    )
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     if chroma is None:
         pytest.fail("the `chroma` command is not installed (it ships with chromadb)")
     port = free_port()

@@ -109,8 +109,9 @@ def _validation_issues(
             line = _line(key) if key is not None else _line(_node_at(root, loc)[0])
             message = f"unknown field {_describe(loc)!r}"
         else:
-            node, _ = _node_at(root, loc)
-            line = _line(node)
+            # Point at the key ("rubric:") rather than the first line of its block.
+            key = _key_node(root, loc) if loc else None
+            line = _line(key) if key is not None else _line(_node_at(root, loc)[0])
             message = f"{_describe(loc)}: {detail['msg']}"
         if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
             qid = question_ids[loc[1]] if loc[1] < len(question_ids) else None

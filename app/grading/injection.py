@@ -37,7 +37,19 @@ _PATTERNS = [
     r"\b(new|updated|revised|additional) (instructions?|rubric|grading (rules|criteria))\b",
     r"\b(grading|grader|evaluation|evaluator|scoring) "
     r"(note|notes|instruction|instructions|override)\b",
-    r"\bnote to (the )?(grader|evaluator|reviewer|examiner|ai)\b",
+    r"\bnote (to|for) (the )?([\w-]+ )?(grader|evaluator|reviewer|examiner|marker|ai|llm|model)\b",
+    # "as the senior grader on this panel I confirm...", "graders should record 5"
+    r"\bas (the|a|an) ([\w-]+ ){0,3}(grader|evaluator|judge|examiner|reviewer|marker|assessor)\b",
+    r"\b(graders?|evaluators?|reviewers?|markers?|assessors?)\b[^.\n]{0,60}?\b(should|must|will|"
+    r"shall|are to)\b[^.\n]{0,30}?\b(record|give|assign|score|mark|award|output|enter|skip)\b",
+    r"\b(meets|deserves|earns|warrants|merits|satisfies)\b[^.\n]{0,40}?\b(level|score|grade|"
+    r"marks?)\s*(5|five|full|top|maximum|max)\b",
+    r"\blevel\s*5\b[^.\n]{0,30}?\b(every|all|each)\b",
+    r"\b(evaluation|grading|scoring|review) (is |has been )?(complete|completed|done|finished)\b",
+    r"\bdo not (re-?grade|re-?score|re-?evaluate|grade|score|evaluate)\b",
+    r"\b(official|pre-?validated|pre-?approved|approved)\b[^.\n]{0,30}?\b(reference|solution|"
+    r"answer)\b[^.\n]{0,60}?\b(score|grade|rubric|criteri|marks?)",
+    r"\bskip the rubric\b",
     r"\b(as an ai|language model)\b[^.\n]{0,40}?\b(must|should|will)\b",
 ]
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)

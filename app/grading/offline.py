@@ -173,15 +173,19 @@ class AnswerAnalysis:
 
 
 def _negation_mismatch(statement: str, unit: str) -> float:
-    """1.0 when the unit's clause that best matches ``statement`` has the opposite polarity."""
-    terms = _terms(statement)
-    wanted = set(terms.words)
-    best_clause, best_overlap = unit, -1
-    for clause in _clauses(unit):
-        overlap = len(wanted & set(_terms(clause).words))
-        if overlap > best_overlap:
-            best_clause, best_overlap = clause, overlap
-    return 1.0 if _terms(best_clause).polarity != terms.polarity else 0.0
+    """1.0 when the best-matching pair of clauses (one of the statement, one of the unit) has
+    opposite polarity: "X is not thread-safe" against "X is thread-safe, so no locks are
+    needed" compares the first clauses, not the stray "no" of the second."""
+    best, best_overlap = (statement, unit), -1
+    for part in _clauses(statement):
+        wanted = set(_terms(part).words)
+        if not wanted:
+            continue
+        for clause in _clauses(unit):
+            overlap = len(wanted & set(_terms(clause).words))
+            if overlap > best_overlap:
+                best, best_overlap = (part, clause), overlap
+    return 1.0 if _terms(best[0]).polarity != _terms(best[1]).polarity else 0.0
 
 
 @dataclass

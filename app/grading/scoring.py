@@ -17,7 +17,7 @@ MAX_MISCONCEPTION_PENALTY = 2.0
 MIN_QUOTE_CHARS = 3
 
 LEVEL_LABELS: dict[int, str] = {
-    0: "No answer",
+    0: "No answer or wrong",
     1: "Wrong or very weak",
     2: "Partial",
     3: "Adequate",

@@ -125,6 +125,5 @@ class Interviewer:
             seed,
             position * 10 + hints_used,
             penalty=f"{HINT_PENALTY:g}",
-            name=criterion.name.lower(),
-            description=criterion.description,
+            name=criterion.name[:1].lower() + criterion.name[1:],
         )

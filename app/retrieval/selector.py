@@ -39,6 +39,36 @@ NEIGHBOURS = 8
 MIN_NEIGHBOUR_SIMILARITY = 0.25
 
 
+CANDIDATES = 20  # retrieved by whole-document similarity, then re-ranked
+PART_WEIGHT = 0.3  # share of the best single part (question or key point) in the ranking
+
+
+def semantic_search(
+    index: QuestionIndex,
+    corpus: Corpus,
+    query: str,
+    n_results: int,
+    where: dict[str, Any] | None = None,
+) -> list[tuple[Question, float]]:
+    """Questions nearest to ``query``: Chroma retrieves and filters by the whole document,
+    then candidates are re-ranked with their best-matching part (the question or one key
+    point), which is what a candidate's answer usually echoes. Part vectors come from the
+    encoder's cache (warmed with the rubric texts), so re-ranking costs no model call."""
+    encoder = get_encoder()
+    vector = encoder.encode_one(query[:QUERY_CHARS])
+    hits = index.query(vector, max(n_results, CANDIDATES), where)
+    ranked = []
+    for question_id, similarity in hits:
+        question = corpus.questions.get(question_id)
+        if question is None:
+            continue
+        parts = encoder.encode([question.question, *question.key_points])
+        best_part = float((parts @ vector).max())
+        ranked.append((question, (1 - PART_WEIGHT) * similarity + PART_WEIGHT * best_part))
+    ranked.sort(key=lambda pair: -pair[1])
+    return ranked[:n_results]
+
+
 class SelectionError(ValueError):
     """The plan cannot be served (unknown role or topic, or nothing to ask)."""
 
@@ -238,15 +268,9 @@ class Selector:
             conditions.append({"qid": {"$nin": sorted(state.asked)}})
         if difficulty_filter:
             conditions.append({"difficulty": difficulty_filter})
-        vector = get_encoder().encode_one(query[:QUERY_CHARS])
-        hits = self.index.query(vector, NEIGHBOURS, {"$and": conditions})
-        result = []
-        for question_id, similarity in hits:
-            question = self.corpus.questions.get(question_id)
-            # Re-check in Python: a stale index must never leak a role or topic.
-            if question is not None and self._allowed(state, question):
-                result.append((question, similarity))
-        return result
+        hits = semantic_search(self.index, self.corpus, query, NEIGHBOURS, {"$and": conditions})
+        # Re-check in Python: a stale index must never leak a role or topic.
+        return [(q, score) for q, score in hits if self._allowed(state, q)]
 
     def _probe_gap(self, state: _State) -> Selection | None:
         last = state.last
@@ -323,4 +347,25 @@ class Selector:
                 item_from_question(choice),
                 f"{why}: {title}, difficulty {choice.difficulty}",
             )
+        return self._leftover_follow_up(state, order)
+
+    def _leftover_follow_up(self, state: _State, topics: Sequence[str]) -> Selection | None:
+        """When every question of the chosen topics was asked, the inline follow-ups of those
+        questions remain: long sessions continue with them, least-covered topic first."""
+        for topic in topics:
+            for turn in state.history:
+                parent = self.corpus.questions.get(turn.item.id)
+                if parent is None or parent.topic != topic:
+                    continue
+                for index, follow_up in enumerate(parent.follow_ups):
+                    if follow_up.question is None:
+                        continue
+                    item = item_from_follow_up(self.corpus, parent, index)
+                    if item.id not in state.asked:
+                        return Selection(
+                            item,
+                            f"All questions on {self.corpus.topics[topic].title} were asked; "
+                            "a follow-up on an earlier one",
+                            follow_up=True,
+                        )
         return None

@@ -99,6 +99,8 @@ class OpenAIStubServer:
         self._responder = responder
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was serving at once
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -176,11 +178,18 @@ class OpenAIStubServer:
                         body = {"unparsed": raw.decode("utf-8", "replace")}
                 request = RecordedRequest(self.path, body, time.time(), dict(self.headers))
                 reply = stub._next_reply(request)
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                # The client may have given up (a timeout test): nothing to do then.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self._respond(request, reply)
+                with stub._lock:
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    if reply.delay_s:
+                        time.sleep(reply.delay_s)
+                    # The client may have given up (a timeout test): nothing to do then.
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self._respond(request, reply)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
 
             def _respond(self, request: RecordedRequest, reply: Reply) -> None:
                 model = str(request.body.get("model", "stub-model"))

@@ -1,0 +1,163 @@
+"""The Streamlit app through streamlit.testing.v1.AppTest: a full offline session, a spoken
+answer (espeak-ng WAV -> local Whisper), the report and the history page."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from app.config import PACKAGE_DIR, Settings, get_settings
+
+APP = str(PACKAGE_DIR / "ui" / "streamlit_app.py")
+
+
+@pytest.fixture
+def app_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("INTERVIEWER_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("INTERVIEWER_WARM_VECTORS", "false")
+    monkeypatch.setenv("INTERVIEWER_LLM_MODEL", "")
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+    yield settings
+    get_settings.cache_clear()
+    st.cache_resource.clear()
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def start_interview(at: AppTest, topics: list[str], role: str = "backend", length: int = 3) -> None:
+    at.sidebar.selectbox(key="role").select(role).run()
+    at.sidebar.multiselect(key="topics").set_value(topics).run()
+    at.sidebar.slider(key="length").set_value(length).run()
+    at.sidebar.button(key="start").click().run()
+    assert not at.exception, at.exception
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_full_practice_session_offline(app_env: Settings) -> None:
+    at = new_app()
+    assert "Senior Python Interviewer" in at.title[0].value
+    start_interview(at, ["asyncio", "exceptions"])
+    assert len(at.chat_message) == 1  # the first question
+    answers = [
+        "I'd cap concurrency with an asyncio.Semaphore, add timeouts with asyncio.timeout, and "
+        "retry 429 and 5xx with exponential backoff and jitter. CancelledError must propagate.",
+        "```python\nasync with asyncio.TaskGroup() as tg:\n    tg.create_task(fetch())\n```\n"
+        "TaskGroup cancels the siblings when one task fails.",
+        "<b>I am not sure</b> <script>alert(1)</script>",
+    ]
+    for number, answer in enumerate(answers, start=1):
+        at.chat_input(key="answer").set_value(answer).run()
+        assert not at.exception, at.exception
+        # practice mode: a feedback card with a score for every answer so far
+        scores = [m for m in at.metric if m.label == "Score"]
+        assert len(scores) == number
+    text = markdown_text(at)
+    assert "Session report" in [s.value for s in at.subheader]
+    assert "Strengths" in text and "Gaps" in text
+    assert any(b.label.startswith("Download report (Markdown)") for b in at.get("download_button"))
+    # candidate text is shown as text, never as HTML
+    shown = [m for m in at.markdown if "alert(1)" in m.value]
+    assert shown and all(not m.proto.allow_html for m in at.markdown)
+    # the history page lists the finished session and renders the trend
+    at.sidebar.radio(key="page").set_value("History").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "History"
+    assert any("finished" in e.label for e in at.expander)
+
+
+def test_mock_interview_holds_feedback(app_env: Settings) -> None:
+    at = new_app()
+    at.sidebar.radio(key="mode").set_value("mock").run()
+    start_interview(at, ["generators"], role="data_engineer")
+    at.chat_input(key="answer").set_value("Generators are lazy iterators.").run()
+    assert not [m for m in at.metric if m.label == "Score"]
+    at.button(key="end-1").click().run()
+    assert [m for m in at.metric if m.label == "Score"]  # revealed at the end
+
+
+def test_hint_skip_and_resume_from_history(app_env: Settings) -> None:
+    at = new_app()
+    start_interview(at, ["typing"], length=4)
+    at.button(key="hint-0").click().run()
+    assert any("0.5 points" in m.value for m in at.markdown)
+    at.button(key="skip-0").click().run()
+    assert any("(skipped)" in m.value for m in at.markdown)
+    # a fresh browser session resumes the unfinished interview from the history page
+    again = new_app()
+    again.sidebar.radio(key="page").set_value("History").run()
+    resume = [b for b in again.button if b.label == "Resume"]
+    assert resume
+    resume[0].click().run()
+    assert not again.exception, again.exception
+    assert any("(skipped)" in m.value for m in again.markdown)
+    assert again.chat_input(key="answer") is not None
+
+
+@pytest.fixture(scope="module")
+def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.fail("espeak-ng is not installed: run `make system-deps` (CI installs it)")
+    path = tmp_path_factory.mktemp("audio") / "answer.wav"
+    text = (
+        "A context manager for checkpoints writes to a temporary file, flushes and calls fsync, "
+        "then uses os dot replace to swap the file in atomically, and deletes the temporary "
+        "file if anything fails."
+    )
+    subprocess.run([espeak, "-s", "140", "-w", str(path), text], check=True)
+    return path.read_bytes()
+
+
+@pytest.mark.slow
+def test_spoken_answer_is_transcribed_edited_and_graded(
+    app_env: Settings, spoken_wav: bytes
+) -> None:
+    at = new_app()
+    start_interview(at, ["context_managers"], role="ml_engineer")
+    at.audio_input(key="audio-0").set_value(("answer.wav", spoken_wav, "audio/wav")).run()
+    assert not at.exception, at.exception
+    transcript = at.text_area(key="transcript").value.lower()
+    for term in ("temporary", "fsync", "replace", "atomic"):
+        assert term in transcript, transcript
+    at.text_area(key="transcript").set_value(transcript + " Edited by the candidate.").run()
+    at.button(key="submit-audio-0").click().run()
+    assert not at.exception, at.exception
+    assert [m for m in at.metric if m.label == "Score"]
+    assert any("Spoken answer" in c.value for c in at.caption)
+    assert any("Edited by the candidate." in m.value for m in at.markdown)
+
+
+def test_unreadable_audio_gets_a_clear_message(app_env: Settings) -> None:
+    at = new_app()
+    start_interview(at, ["testing"], role="backend")
+    at.file_uploader(key="upload-0").set_value(("answer.mp3", b"not really audio", "audio/mpeg"))
+    at.run()
+    assert any("Could not read this audio" in e.value for e in at.error)
+
+
+def test_a_broken_corpus_shows_where(
+    app_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "corpus"
+    broken.mkdir()
+    (broken / "topics.yaml").write_text("version: x\ntopics: [\n")
+    monkeypatch.setenv("INTERVIEWER_CORPUS_DIR", str(broken))
+    get_settings.cache_clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert at.error and "topics.yaml:" in at.error[0].value

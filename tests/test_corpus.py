@@ -1,0 +1,196 @@
+"""The corpus: the real one validates and meets coverage; broken files say file:line: what."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.cli import main
+from app.config import REPO_DIR
+from app.corpus import Corpus, Role, check_corpus
+from app.corpus.coverage import MIN_PER_ROLE, MIN_PER_TOPIC, MIN_QUESTIONS, coverage
+from app.corpus.models import MODEL_ANSWER_WORDS
+from app.text import word_count
+
+
+def test_real_corpus_validates_with_coverage_minimums(corpus: Corpus) -> None:
+    cov = coverage(corpus)
+    assert cov.ok, cov.shortfalls
+    assert cov.total >= MIN_QUESTIONS
+    assert min(cov.by_topic[t] for t in corpus.topics) >= MIN_PER_TOPIC
+    assert min(cov.by_role[r] for r in Role) >= MIN_PER_ROLE
+    assert cov.article_examples == 6
+
+
+def test_every_question_meets_the_content_rules(corpus: Corpus) -> None:
+    low, high = MODEL_ANSWER_WORDS
+    for question in corpus.questions.values():
+        assert low <= word_count(question.model_answer) <= high, question.id
+        assert 3 <= len(question.rubric.criteria) <= 6, question.id
+        assert abs(sum(c.weight for c in question.rubric.criteria) - 1) < 1e-3, question.id
+        assert question.misconceptions and 1 <= len(question.follow_ups) <= 3, question.id
+        assert set(question.rubric.levels) == set(range(6)), question.id
+
+
+def test_article_examples_are_the_six_table_questions(corpus: Corpus) -> None:
+    article = {q.topic for q in corpus.questions.values() if q.source == "article"}
+    assert article == {
+        "asyncio",
+        "context_managers",
+        "data_structures",
+        "exceptions",
+        "memory",
+        "concurrency",
+    }
+
+
+def test_corpus_check_command_prints_coverage_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["corpus", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "topic" in out and "ml_eng" in out and "corpus OK" in out
+    assert "difficulty: 1:" in out
+
+
+# -- broken files ------------------------------------------------------------------------
+def _question(corpus: Corpus, question_id: str) -> dict[str, Any]:
+    data = corpus.get(question_id).model_dump(mode="json", exclude_none=True)
+    data.pop("topic")
+    return data
+
+
+def _write(folder: Path, questions: list[dict[str, Any]], topic: str = "asyncio") -> Path:
+    folder.mkdir(exist_ok=True)
+    shutil.copy(REPO_DIR / "corpus" / "topics.yaml", folder / "topics.yaml")
+    path = folder / f"{topic}.yaml"
+    path.write_text(yaml.safe_dump({"topic": topic, "questions": questions}, sort_keys=False))
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+@pytest.fixture
+def valid_pair(corpus: Corpus) -> list[dict[str, Any]]:
+    """Two real questions that only refer to each other (inline follow-ups otherwise)."""
+    first = _question(corpus, "asyncio-vector-db-client")
+    second = _question(corpus, "asyncio-cancellation-semantics")
+    first["follow_ups"] = [f for f in first["follow_ups"] if f.get("ref") in (None, second["id"])]
+    second["follow_ups"] = [f for f in second["follow_ups"] if "ref" not in f][:1] or [
+        {"question": "Why re-raise?", "key_points": ["a", "b"], "probes": "re-raise"}
+    ]
+    return [first, second]
+
+
+def test_a_valid_small_corpus_passes(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    _write(tmp_path, valid_pair)
+    corpus, issues = check_corpus(tmp_path)
+    assert issues == []
+    assert corpus is not None and len(corpus.questions) == 2
+
+
+def test_bad_yaml_names_file_and_line(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    path = _write(tmp_path, valid_pair)
+    lines = path.read_text().splitlines()
+    lines.insert(5, "    broken: [unclosed")
+    path.write_text("\n".join(lines) + "\n")
+    _, issues = check_corpus(tmp_path)
+    assert len(issues) == 1
+    assert issues[0].path == path
+    assert issues[0].line in (6, 7)
+    assert "invalid YAML" in issues[0].message
+    assert str(issues[0]).startswith(f"{path}:{issues[0].line}: ")
+
+
+def test_unknown_field_points_at_the_key(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    valid_pair[1]["colour"] = "blue"
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert [i.line for i in issues] == [_line_of(path, "colour: blue")]
+    assert "unknown field 'questions[1].colour'" in issues[0].message
+    assert "asyncio-cancellation-semantics" in issues[0].message
+
+
+def test_missing_rubric_is_reported(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    del valid_pair[0]["rubric"]
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert any("rubric" in i.message and "Field required" in i.message for i in issues)
+    assert all(i.path == path for i in issues)
+
+
+def test_duplicate_id_across_files(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    _write(tmp_path, valid_pair)
+    copy = dict(valid_pair[1])
+    copy["follow_ups"] = [{"question": "Q?", "key_points": ["a", "b"], "probes": "p"}]
+    other = _write(tmp_path, [copy], topic="exceptions")
+    _, issues = check_corpus(tmp_path)
+    duplicate = [i for i in issues if "duplicate question id" in i.message]
+    assert len(duplicate) == 1
+    assert duplicate[0].line == _line_of(other, "id: asyncio-cancellation-semantics")
+    assert "first defined at" in duplicate[0].message
+
+
+def test_follow_up_to_a_missing_question(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    valid_pair[0]["follow_ups"].append({"ref": "no-such-question", "probes": "p", "targets": []})
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert [i.line for i in issues] == [_line_of(path, "ref: no-such-question")]
+    assert "missing question 'no-such-question'" in issues[0].message
+
+
+def test_weights_not_summing_to_one(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    valid_pair[0]["rubric"]["criteria"][0]["weight"] = 0.9
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert len(issues) == 1
+    assert "weights must sum to 1.0" in issues[0].message
+    assert issues[0].line == _line_of(path, "rubric:")
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    path = _write(tmp_path, valid_pair)
+    text = path.read_text().replace("  difficulty: 4\n", "  difficulty: 4\n  difficulty: 2\n", 1)
+    path.write_text(text)
+    _, issues = check_corpus(tmp_path)
+    assert any("duplicate key 'difficulty'" in i.message for i in issues)
+
+
+def test_model_answer_length_and_topic_name(
+    tmp_path: Path, valid_pair: list[dict[str, Any]]
+) -> None:
+    valid_pair[0]["model_answer"] = "Too short."
+    path = _write(tmp_path, valid_pair)
+    path.rename(tmp_path / "misnamed.yaml")
+    _, issues = check_corpus(tmp_path)
+    messages = " ".join(i.message for i in issues)
+    assert "must match file name 'misnamed'" in messages
+    assert "model_answer has 2 words" in messages
+
+
+def test_check_command_fails_with_file_line_on_stderr(
+    tmp_path: Path, valid_pair: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid_pair[0]["kind"] = "essay"
+    path = _write(tmp_path, valid_pair)
+    code = main(["corpus", "check", "--corpus-dir", str(tmp_path), "--allow-low-coverage"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{path}:{_line_of(path, 'kind: essay')}: " in err
+    assert "corpus check failed: 1 problem(s)" in err
+
+
+def test_low_coverage_fails_unless_allowed(
+    tmp_path: Path, valid_pair: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, valid_pair)
+    assert main(["corpus", "check", "--corpus-dir", str(tmp_path)]) == 1
+    assert "coverage:" in capsys.readouterr().err
+    assert main(["corpus", "check", "--corpus-dir", str(tmp_path), "--allow-low-coverage"]) == 0

@@ -1,4 +1,4 @@
-"""The offline grader: ordering, misconceptions, negation, stuffing, padding, injection, evidence."""
+"""The offline grader: ordering, misconceptions, negation, stuffing, padding, injection."""
 
 from __future__ import annotations
 

@@ -175,7 +175,8 @@ def test_reopened_collection_works_in_a_new_process(
         f"client = chromadb.PersistentClient(path={str(shared_settings.chroma_path)!r}, "
         "settings=Settings(anonymized_telemetry=False))\n"
         f"col = client.get_collection({shared_settings.chroma_collection!r})\n"
-        "res = col.query(query_texts=['Why must CancelledError be re-raised when an asyncio task is cancelled?'], n_results=3)\n"
+        "res = col.query(query_texts=['Why must CancelledError be re-raised when an asyncio "
+        "task is cancelled?'], n_results=3)\n"
         "print(','.join(res['ids'][0]))\n"
     )
     result = subprocess.run(
@@ -286,9 +287,9 @@ def test_app_start_refreshes_a_stale_index(tmp_path: Path, corpus: Corpus) -> No
 
 
 def test_unreachable_server_is_reported_not_fatal(corpus: Corpus) -> None:
-    from .conftest import free_port
-
     from app.services import open_index
+
+    from .conftest import free_port
 
     settings = make_settings(Path("/nonexistent"), chroma_mode="server", chroma_port=free_port())
     index, _, error = open_index(settings, corpus)
@@ -381,7 +382,7 @@ def test_empty_or_huge_answers_do_not_crash(
 
 def test_unknown_role_or_topic_is_a_clear_error(index: QuestionIndex, corpus: Corpus) -> None:
     selector = Selector(corpus, index)
-    with pytest.raises(SelectionError, match="unknown topic.*'quantum'.*choose from"):
+    with pytest.raises(SelectionError, match=r"unknown topic.*'quantum'.*choose from"):
         selector.first(InterviewPlan(role=Role.BACKEND, topics=["quantum"]))
     with pytest.raises(SelectionError, match="unknown role 'wizard'"):
         Selector.parse_role("wizard")

@@ -40,7 +40,8 @@ def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _index(args: argparse.Namespace, settings: Settings) -> int:
+def _build_index(settings: Settings, rebuild: bool, quiet: bool) -> int:
+    """Sync the question index with the corpus, with a progress bar; returns #questions."""
     from tqdm import tqdm
 
     from app.corpus import load_corpus
@@ -48,12 +49,15 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
     corpus = load_corpus(settings.corpus_dir)
     index = QuestionIndex.open(settings)
-    if args.rebuild:
+    if rebuild:
         index.client.delete_collection(settings.chroma_collection)
         index = QuestionIndex.open(settings)
     to_add, to_update, _to_delete = index.plan(corpus)
     with tqdm(
-        total=len(to_add) + len(to_update), unit="q", desc="embedding", disable=args.quiet
+        total=len(to_add) + len(to_update),
+        unit="q",
+        desc="indexing questions",
+        disable=quiet or not (to_add or to_update),
     ) as bar:
         report = index.sync(corpus, progress=bar.update)
     where = (
@@ -62,6 +66,16 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
         else str(settings.chroma_path)
     )
     print(f"index {settings.chroma_collection!r} at {where}: {report}; {index.count()} questions")
+    return index.count()
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from app.corpus import load_corpus
+    from app.services import warm_rubric_vectors
+
+    _build_index(settings, args.rebuild, args.quiet)
+    new = warm_rubric_vectors(settings, load_corpus(settings.corpus_dir))
+    print(f"rubric vectors ready ({new} newly embedded)")
     return 0
 
 
@@ -71,6 +85,13 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
     from app.config import PACKAGE_DIR
 
     script = PACKAGE_DIR / "ui" / "streamlit_app.py"
+    from app.corpus import CorpusError
+    from app.retrieval.index import IndexUnavailableError
+
+    try:
+        _build_index(settings, rebuild=False, quiet=False)  # the app then starts fast
+    except (CorpusError, IndexUnavailableError) as exc:
+        print(f"warning: {exc}\nThe app will show this problem too.", file=sys.stderr)
     command = [
         sys.executable,
         "-m",

@@ -75,6 +75,7 @@ class MiniLMEncoder:
         self._tokenizer: Any = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._cache_lock = threading.Lock()  # a background warm-up shares the cache
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
 
     def _load(self) -> None:
@@ -117,32 +118,33 @@ class MiniLMEncoder:
         self._load()
         result = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
         missing: dict[str, list[int]] = {}
-        for index, text in enumerate(texts):
-            cached = self._cache.get(text)
-            if cached is not None:
-                result[index] = cached
-                self._cache.move_to_end(text)
-            else:
-                missing.setdefault(text, []).append(index)
+        with self._cache_lock:
+            for index, text in enumerate(texts):
+                cached = self._cache.get(text)
+                if cached is not None:
+                    result[index] = cached
+                    self._cache.move_to_end(text)
+                else:
+                    missing.setdefault(text, []).append(index)
         if missing:
             unique = sorted(missing, key=len)  # similar lengths share a batch: less padding
             for start in range(0, len(unique), batch_size):
                 chunk = unique[start : start + batch_size]
                 vectors = self._run_batch([text or " " for text in chunk])
-                for text, vector in zip(chunk, vectors, strict=True):
-                    result[missing[text]] = vector
-                    self._cache[text] = vector
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+                with self._cache_lock:
+                    for text, vector in zip(chunk, vectors, strict=True):
+                        result[missing[text]] = vector
+                        self._cache[text] = vector
+            with self._cache_lock:
+                while len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return result
 
     def preload(self, texts: Sequence[str], vectors: Vectors) -> None:
         """Seed the in-process cache (e.g. from :class:`VectorCache`) without running the model."""
-        for text, vector in zip(texts, vectors, strict=True):
-            self._cache[text] = vector
-
-    def cached(self, text: str) -> bool:
-        return text in self._cache
+        with self._cache_lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._cache[text] = vector
 
     def encode_one(self, text: str) -> Vectors:
         vector: Vectors = self.encode([text])[0]

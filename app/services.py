@@ -7,6 +7,7 @@ assembles the same objects the same way. The UI caches what this returns per pro
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from app.config import Settings
@@ -61,13 +62,16 @@ def warm_rubric_vectors(settings: Settings, corpus: Corpus) -> int:
 def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Foundation:
     """Corpus, index (refreshed when stale), selector and store.
 
-    ``warm_vectors`` embeds every rubric text once (kept on disk), so that the first answer
-    to each question grades as fast as the rest; without it they are embedded on first use.
+    ``warm_vectors`` embeds every rubric text once (kept on disk) in a background thread, so
+    that the first answer to each question grades as fast as the rest without delaying the
+    start; anything not yet warm is embedded on first use.
     """
     corpus = load_corpus(settings.corpus_dir)
     index, report, error = open_index(settings, corpus)
     if settings.warm_vectors if warm_vectors is None else warm_vectors:
-        warm_rubric_vectors(settings, corpus)
+        threading.Thread(
+            target=warm_rubric_vectors, args=(settings, corpus), name="warm-vectors", daemon=True
+        ).start()
     return Foundation(
         settings=settings,
         corpus=corpus,

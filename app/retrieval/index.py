@@ -22,7 +22,10 @@ from app.config import Settings
 from app.corpus.models import Corpus, Question
 from app.embeddings import MODEL_ID, MiniLMEmbeddingFunction, content_hash, get_encoder
 
-INDEX_FORMAT = "2"  # bump when document_text or the metadata layout changes
+INDEX_FORMAT = "3"  # bump when document_text or the metadata layout changes
+# About 190 tokens: the question and its first key points. Longer documents cost embedding
+# time on every cold build without changing what is retrieved (measured: same recall@3).
+DOCUMENT_CHARS = 800
 
 
 class IndexUnavailableError(RuntimeError):
@@ -48,7 +51,7 @@ def open_client(settings: Settings) -> Any:
 
 
 def document_text(question: Question) -> str:
-    return "\n".join([question.question, *question.key_points])
+    return "\n".join([question.question, *question.key_points])[:DOCUMENT_CHARS]
 
 
 def record_hash(question: Question) -> str:

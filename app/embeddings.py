@@ -185,14 +185,30 @@ class VectorCache:
         except (OSError, ValueError, KeyError):
             return {}  # a damaged cache is rebuilt, never trusted
 
-    def warm(self, encoder: MiniLMEncoder, texts: Sequence[str]) -> int:
-        """Load the cache into ``encoder``, embed what is missing, save; returns #new."""
+    def warm(
+        self,
+        encoder: MiniLMEncoder,
+        texts: Sequence[str],
+        stop: threading.Event | None = None,
+        chunk: int = 256,
+    ) -> int:
+        """Load the cache into ``encoder``, embed what is missing, save; returns #new.
+
+        ``stop`` ends the work between chunks (what is done so far is still saved): a
+        process must not exit while onnxruntime is mid-inference in another thread.
+        """
         known = self.load()
         wanted = list(dict.fromkeys(texts))
         missing = [t for t in wanted if t not in known]
-        if missing:
-            for text, vector in zip(missing, encoder.encode(missing), strict=True):
+        embedded = 0
+        for start in range(0, len(missing), chunk):
+            if stop is not None and stop.is_set():
+                break
+            part = missing[start : start + chunk]
+            for text, vector in zip(part, encoder.encode(part), strict=True):
                 known[text] = vector
+            embedded += len(part)
+        if embedded:
             kept = [t for t in wanted if t in known]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -201,7 +217,7 @@ class VectorCache:
         present = [t for t in wanted if t in known]
         if present:
             encoder.preload(present, np.stack([known[t] for t in present]))
-        return len(missing)
+        return embedded
 
 
 def content_hash(*parts: str) -> str:

@@ -6,6 +6,7 @@ assembles the same objects the same way. The UI caches what this returns per pro
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from dataclasses import dataclass
@@ -53,10 +54,42 @@ def open_index(
         return None, None, str(exc)
 
 
-def warm_rubric_vectors(settings: Settings, corpus: Corpus) -> int:
+def warm_rubric_vectors(
+    settings: Settings, corpus: Corpus, stop: threading.Event | None = None
+) -> int:
     """Load (and if needed compute and save) the vectors of every rubric text; returns #new."""
     cache = VectorCache(settings.cache_dir / f"rubric-vectors-{MODEL_ID}.npz")
-    return cache.warm(get_encoder(), rubric_texts(corpus))
+    return cache.warm(get_encoder(), rubric_texts(corpus), stop=stop)
+
+
+_warm_stop = threading.Event()
+_warm_threads: list[threading.Thread] = []
+
+
+def _stop_background_warming() -> None:
+    """At exit: let a warm-up thread finish its chunk (and save) before the interpreter goes.
+
+    A daemon thread killed inside onnxruntime aborts the process ("terminate called without
+    an active exception"), so a short CLI run must wait for the chunk, not the whole job.
+    """
+    _warm_stop.set()
+    for thread in _warm_threads:
+        thread.join(timeout=30)
+
+
+atexit.register(_stop_background_warming)
+
+
+def warm_in_background(settings: Settings, corpus: Corpus) -> threading.Thread:
+    thread = threading.Thread(
+        target=warm_rubric_vectors,
+        args=(settings, corpus, _warm_stop),
+        name="warm-vectors",
+        daemon=True,
+    )
+    _warm_threads.append(thread)
+    thread.start()
+    return thread
 
 
 def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Foundation:
@@ -69,9 +102,7 @@ def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Fo
     corpus = load_corpus(settings.corpus_dir)
     index, report, error = open_index(settings, corpus)
     if settings.warm_vectors if warm_vectors is None else warm_vectors:
-        threading.Thread(
-            target=warm_rubric_vectors, args=(settings, corpus), name="warm-vectors", daemon=True
-        ).start()
+        warm_in_background(settings, corpus)
     return Foundation(
         settings=settings,
         corpus=corpus,

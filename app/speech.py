@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import re
 import shutil
 import threading
 import time
@@ -77,10 +78,29 @@ def check_duration(samples: Any, max_seconds: float) -> float:
     return duration
 
 
+_CODE_TERM = re.compile(
+    r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # dotted names: os.fsync, asyncio.TaskGroup
+    r"|\w*_\w+"  # snake_case and dunders
+    r"|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*"  # camelCase and CamelCase
+)
+
+
+def code_terms(text: str) -> list[str]:
+    """Identifiers in ``text`` (``os.fsync``, ``TaskGroup``, ``__slots__``), in order, once each."""
+    return list(dict.fromkeys(match.group(0) for match in _CODE_TERM.finditer(text)))
+
+
 def initial_prompt(item: InterviewItem) -> str:
-    """The question and topic terms, so Whisper spells `asyncio` and `TaskGroup` right."""
-    terms = ", ".join(dict.fromkeys([*item.subtopics, *(c.name for c in item.rubric.criteria)]))
-    return f"{item.question} Terms: {terms}."[:MAX_PROMPT_CHARS]
+    """The question and its vocabulary, so Whisper spells `asyncio` and `os.fsync` right.
+
+    Only terms go in (topic tags and identifiers from the rubric), never whole key points:
+    Whisper sometimes copies its prompt into the transcript, and a copied key point would
+    be graded as if the candidate had said it.
+    """
+    key_points = " ".join(point for c in item.rubric.criteria for point in c.key_points)
+    vocabulary = [*item.subtopics, *code_terms(item.question), *code_terms(key_points)]
+    terms = ", ".join(dict.fromkeys(vocabulary))
+    return f"Terms: {terms}. {item.question}"[:MAX_PROMPT_CHARS]  # terms first: never cut
 
 
 def _package_dir(module: str) -> Path | None:

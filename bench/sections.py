@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import aio
 from app.config import REPO_DIR, Settings
 from app.corpus import Corpus, Role, load_corpus
 from app.corpus.items import item_from_question
@@ -250,10 +250,10 @@ def llm(quick: bool) -> Table:
             concurrency=16,
         )
         grader = LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
-        asyncio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
+        aio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
         answers = [(item, f"Answer {i}: semaphores and retries.") for i in range(64)]
         started = time.perf_counter()
-        result = asyncio.run(grade_many(grader, answers, concurrency=16))
+        result = aio.run(grade_many(grader, answers, concurrency=16))
         elapsed = time.perf_counter() - started
         assert all(e is not None and not e.is_fallback for e in result.evaluations)
     rate = len(answers) / elapsed
@@ -273,11 +273,11 @@ def llm(quick: bool) -> Table:
             concurrency=1,
         )
         grader = LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
-        asyncio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
+        aio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
         samples = []
         for i in range(30):
             started = time.perf_counter()
-            asyncio.run(grader.grade(item, f"Answer {i}: semaphores and retries."))
+            aio.run(grader.grade(item, f"Answer {i}: semaphores and retries."))
             samples.append(time.perf_counter() - started)
     p50, p99 = percentiles(samples)
     table.add(

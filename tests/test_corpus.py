@@ -163,6 +163,19 @@ def test_duplicate_yaml_key_is_an_error(tmp_path: Path, valid_pair: list[dict[st
     assert any("duplicate key 'difficulty'" in i.message for i in issues)
 
 
+def test_code_outside_a_code_block_is_an_error(
+    tmp_path: Path, valid_pair: list[dict[str, Any]]
+) -> None:
+    """Markdown would join the lines of unfenced code into one paragraph in the chat."""
+    code = "def f(path):\n    try:\n        return g(path)\n    finally:\n        return None"
+    valid_pair[0]["question"] = "What does this return?\n\n" + code
+    valid_pair[1]["question"] = "And this one?\n\n```python\n" + code + "\n```"
+    _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert len(issues) == 1
+    assert "code outside a code block ('def f(path):')" in issues[0].message
+
+
 def test_model_answer_length_and_topic_name(
     tmp_path: Path, valid_pair: list[dict[str, Any]]
 ) -> None:

@@ -6,6 +6,7 @@ every field named here appears there).
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -127,6 +128,24 @@ class FollowUp(_Strict):
         return self
 
 
+_CODE_START = re.compile(
+    r"^(?:async\s+def|def|class|for|while|with|try|if|import|from\s+\S+\s+import)\b.*:?$"
+)
+
+
+def bare_code_line(text: str) -> str | None:
+    """The first line that looks like code but sits outside a fence or an indented block."""
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        code_like = line.rstrip().endswith(":") and _CODE_START.match(line.strip())
+        if code_like and not fenced and not line.startswith(("    ", "\t")):
+            return line.strip()
+    return None
+
+
 class Question(_Strict):
     id: QuestionId
     topic: TopicId
@@ -143,6 +162,12 @@ class Question(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        loose = bare_code_line(self.question)
+        if loose is not None:
+            raise ValueError(
+                f"the question has code outside a code block ({loose!r}); put it in a "
+                "```python fence or indent it by 4 spaces, or Markdown joins its lines"
+            )
         words = word_count(self.model_answer)
         low, high = MODEL_ANSWER_WORDS
         if not low <= words <= high:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -74,27 +76,61 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     from app.services import warm_rubric_vectors
 
     _build_index(settings, args.rebuild, args.quiet)
-    new = warm_rubric_vectors(settings, load_corpus(settings.corpus_dir))
-    print(f"rubric vectors ready ({new} newly embedded)")
+    if settings.warm_vectors:  # what the app would otherwise embed in the background
+        new = warm_rubric_vectors(settings, load_corpus(settings.corpus_dir))
+        print(f"rubric vectors ready ({new} newly embedded)")
     return 0
 
 
+def _prepare_app(settings: Settings, server_up: Callable[[], bool]) -> None:
+    """Import the app's modules and build the shared foundation once the server is up.
+
+    Waiting matters: this is pure Python and would compete for the GIL with the server's
+    own start-up, delaying both; the import happens here, not at the top, for the same reason.
+    """
+    deadline = time.monotonic() + 30
+    while not server_up() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        import app.ui.main  # noqa: F401  (the first page's imports, done ahead of it)
+        from app.services import shared_foundation
+
+        shared_foundation(settings)
+    except Exception as exc:  # the page builds it again and shows the error where it is seen
+        print(f"warning: preparing the app failed: {exc}", file=sys.stderr)
+
+
 def _app(args: argparse.Namespace, settings: Settings) -> int:
-    import os
+    """Streamlit in this process: the corpus, index and app modules load in a background
+    thread while the web server starts, so the first page finds them ready."""
+    import urllib.request
+
+    from streamlit.web import cli as streamlit_cli
 
     from app.config import PACKAGE_DIR
 
-    script = PACKAGE_DIR / "ui" / "streamlit_app.py"
-    from app.corpus import CorpusError
-    from app.retrieval.index import IndexUnavailableError
+    if settings.chroma_mode == "embedded" and not settings.chroma_path.exists():
+        from app.corpus import CorpusError
+        from app.retrieval.index import IndexUnavailableError
 
-    try:
-        _build_index(settings, rebuild=False, quiet=False)  # the app then starts fast
-    except (CorpusError, IndexUnavailableError) as exc:
-        print(f"warning: {exc}\nThe app will show this problem too.", file=sys.stderr)
-    command = [
-        sys.executable,
-        "-m",
+        try:  # the first run: embed the corpus here, with a progress bar in the terminal
+            _build_index(settings, rebuild=False, quiet=False)
+        except (CorpusError, IndexUnavailableError) as exc:
+            print(f"warning: {exc}\nThe app will show this problem too.", file=sys.stderr)
+
+    def server_up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    url = f"http://{args.address}:{args.port}"
+    threading.Thread(
+        target=_prepare_app, args=(settings, server_up), name="prepare-app", daemon=True
+    ).start()
+    script = PACKAGE_DIR / "ui" / "streamlit_app.py"
+    sys.argv = [
         "streamlit",
         "run",
         str(script),
@@ -111,9 +147,12 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
         "--client.toolbarMode",
         "viewer",
     ]
-    print(f"Starting the interviewer on http://{args.address}:{args.port}", flush=True)
-    os.execv(sys.executable, command)
-    return 0  # pragma: no cover - execv does not return
+    print(f"Starting the interviewer on {url}", flush=True)
+    try:
+        streamlit_cli.main()  # a click command: it exits when the server stops
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 0
+    return 0
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:

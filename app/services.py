@@ -114,6 +114,24 @@ def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Fo
     )
 
 
+_shared: dict[str, Foundation] = {}
+_shared_locks: dict[str, threading.Lock] = {}
+_shared_guard = threading.Lock()
+
+
+def shared_foundation(settings: Settings) -> Foundation:
+    """One :class:`Foundation` per process and settings, built once even when asked for from
+    several threads at a time: ``interviewer app`` starts building it while the web server
+    boots, and the first page picks up the same object instead of building its own."""
+    key = settings.model_dump_json()
+    with _shared_guard:
+        lock = _shared_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _shared:
+            _shared[key] = build_foundation(settings)
+        return _shared[key]
+
+
 def build_engine(
     foundation: Foundation,
     model: str | None = None,

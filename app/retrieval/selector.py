@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,10 @@ MIN_NEIGHBOUR_SIMILARITY = 0.25
 
 
 CANDIDATES = 20  # retrieved by whole-document similarity, then re-ranked
+# Nearest questions fetched without a filter and filtered here. Chroma answers an unfiltered
+# query from its HNSW graph (about 3 ms at 10,000 questions); with a metadata filter it took
+# 30-45 ms (bench: selection), too slow for a turn.
+OVERFETCH = 200
 PART_WEIGHT = 0.3  # share of the best single part (question or key point) in the ranking
 
 
@@ -49,14 +53,31 @@ def semantic_search(
     query: str,
     n_results: int,
     where: dict[str, Any] | None = None,
+    accept: Callable[[Question], bool] | None = None,
 ) -> list[tuple[Question, float]]:
     """Questions nearest to ``query``: Chroma retrieves and filters by the whole document,
     then candidates are re-ranked with their best-matching part (the question or one key
     point), which is what a candidate's answer usually echoes. Part vectors come from the
-    encoder's cache (warmed with the rubric texts), so re-ranking costs no model call."""
+    encoder's cache (warmed with the rubric texts), so re-ranking costs no model call.
+
+    ``accept`` is ``where`` as a Python test. With it, the nearest :data:`OVERFETCH`
+    questions are fetched unfiltered and tested here; Chroma filters only when that leaves
+    fewer than ``n_results`` of a collection larger than the fetch."""
     encoder = get_encoder()
     vector = encoder.encode_one(query[:QUERY_CHARS])
-    hits = index.query(vector, max(n_results, CANDIDATES), where)
+    wanted = max(n_results, CANDIDATES)
+    hits: list[tuple[str, float]] | None = None
+    if accept is not None:
+        nearest = index.query(vector, OVERFETCH)
+        kept = [
+            (qid, similarity)
+            for qid, similarity in nearest
+            if qid in corpus.questions and accept(corpus.questions[qid])
+        ]
+        if len(kept) >= n_results or len(nearest) < OVERFETCH:
+            hits = kept[:wanted]
+    if hits is None:
+        hits = index.query(vector, wanted, where)
     ranked = []
     for question_id, similarity in hits:
         question = corpus.questions.get(question_id)
@@ -139,6 +160,10 @@ class Selector:
     def __init__(self, corpus: Corpus, index: QuestionIndex | None) -> None:
         self.corpus = corpus
         self.index = index
+        self._by_role_topic: dict[tuple[Role, str], list[Question]] = {}
+        for question in corpus.questions.values():
+            for role in question.roles:
+                self._by_role_topic.setdefault((role, question.topic), []).append(question)
 
     # -- plan validation ---------------------------------------------------------------
     def check_plan(self, plan: InterviewPlan) -> InterviewPlan:
@@ -208,7 +233,7 @@ class Selector:
 
     # -- candidates ----------------------------------------------------------------------
     def _pool(self, role: Role, topics: Sequence[str]) -> list[Question]:
-        return [q for q in self.corpus.questions.values() if q.topic in topics and role in q.roles]
+        return [q for topic in topics for q in self._by_role_topic.get((role, topic), [])]
 
     def _allowed(self, state: _State, question: Question) -> bool:
         return (
@@ -256,8 +281,9 @@ class Selector:
         return None
 
     def _neighbours(
-        self, state: _State, query: str, difficulty_filter: dict[str, Any] | None
+        self, state: _State, query: str, *, at_most: int | None = None, above: int | None = None
     ) -> list[tuple[Question, float]]:
+        """Allowed questions near ``query``, within a difficulty bound."""
         if self.index is None or not query.strip():
             return []
         conditions: list[dict[str, Any]] = [
@@ -266,18 +292,30 @@ class Selector:
         ]
         if state.asked:
             conditions.append({"qid": {"$nin": sorted(state.asked)}})
-        if difficulty_filter:
-            conditions.append({"difficulty": difficulty_filter})
-        hits = semantic_search(self.index, self.corpus, query, NEIGHBOURS, {"$and": conditions})
+        if at_most is not None:
+            conditions.append({"difficulty": {"$lte": at_most}})
+        if above is not None:
+            conditions.append({"difficulty": {"$gt": above}})
+
+        def accept(question: Question) -> bool:
+            return (
+                self._allowed(state, question)
+                and (at_most is None or question.difficulty <= at_most)
+                and (above is None or question.difficulty > above)
+            )
+
+        hits = semantic_search(
+            self.index, self.corpus, query, NEIGHBOURS, {"$and": conditions}, accept
+        )
         # Re-check in Python: a stale index must never leak a role or topic.
-        return [(q, score) for q, score in hits if self._allowed(state, q)]
+        return [(q, score) for q, score in hits if accept(q)]
 
     def _probe_gap(self, state: _State) -> Selection | None:
         last = state.last
         if not last.missed_key_points and not last.answer.strip():
             return None
         query = "\n".join([*last.missed_key_points, last.answer])
-        hits = self._neighbours(state, query, {"$lte": max(last.item.difficulty, 1)})
+        hits = self._neighbours(state, query, at_most=max(last.item.difficulty, 1))
         same_topic = [(q, s) for q, s in hits if q.topic == last.item.topic] or hits
         for question, similarity in same_topic:
             if similarity >= MIN_NEIGHBOUR_SIMILARITY:
@@ -292,7 +330,7 @@ class Selector:
     def _harder_neighbour(self, state: _State) -> Selection | None:
         last = state.last
         query = f"{last.item.question}\n{last.answer}"
-        hits = self._neighbours(state, query, {"$gt": last.item.difficulty})
+        hits = self._neighbours(state, query, above=last.item.difficulty)
         for question, similarity in hits:
             if question.topic == last.item.topic and similarity >= MIN_NEIGHBOUR_SIMILARITY:
                 return Selection(

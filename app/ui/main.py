@@ -18,7 +18,7 @@ from app.config import get_settings
 from app.corpus.models import ROLE_LABELS, Role
 from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, Mode
 from app.retrieval.selector import SelectionError
-from app.services import Foundation, build_engine, build_foundation, grader_label
+from app.services import Foundation, build_engine, grader_label, shared_foundation
 from app.speech import (
     ApiTranscriber,
     LocalWhisper,
@@ -35,7 +35,7 @@ PAGES = ["Interview", "History"]
 
 @st.cache_resource(show_spinner="Loading the question corpus and index...")
 def foundation() -> Foundation:
-    return build_foundation(get_settings())
+    return shared_foundation(get_settings())
 
 
 @st.cache_resource(show_spinner=False)

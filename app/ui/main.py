@@ -325,7 +325,10 @@ def history_page(found: Foundation) -> None:
                 for scores in means.values()
             ]
         st.subheader("Score trend by topic")
-        st.line_chart(chart, x="session", y_label="mean score (0-5)")
+        if len(means) > 1:
+            st.line_chart(chart, x="session", y_label="mean score (0-5)")
+        else:  # a line needs two sessions; one session would draw an empty chart
+            st.bar_chart(chart, x="session", y_label="mean score (0-5)", stack=False)
     st.subheader("Sessions")
     for session in sessions:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(session.created_at))

@@ -138,6 +138,7 @@ def _time_selection(selector: Selector, corpus: Corpus, rounds: int) -> tuple[fl
         role=Role.BACKEND, topics=["asyncio", "exceptions", "concurrency"], length=15, seed=1
     )
     first = item_from_question(corpus.get("asyncio-vector-db-client"))
+    selector.next(plan, [AskedTurn(item=first, score=1.0, answer="warm up")])  # model load
     samples = []
     for i in range(rounds):
         history = [

@@ -36,7 +36,11 @@ WEAK = 2.5
 MAX_THREAD_DEPTH = 2  # follow-ups in a row before moving on
 QUERY_CHARS = 4000  # the encoder reads 256 tokens; more text only costs tokenising time
 NEIGHBOURS = 8
-MIN_NEIGHBOUR_SIMILARITY = 0.25
+MIN_NEIGHBOUR_SIMILARITY = 0.25  # a harder question "in the same area"
+# A gap probe must be about what was missed: below this, a neighbour shares the topic's
+# vocabulary rather than the gap (seen in simulated interviews at 0.40-0.44), and stepping
+# down or moving on serves the candidate better.
+GAP_PROBE_SIMILARITY = 0.45
 
 
 CANDIDATES = 20  # retrieved by whole-document similarity, then re-ranked
@@ -135,6 +139,14 @@ class _State:
     def last(self) -> AskedTurn:
         return self.history[-1]
 
+    @property
+    def quota(self) -> int:
+        """Items per topic (follow-ups included) that keep the session spread evenly."""
+        return math.ceil(self.plan.length / len(self.plan.topics))
+
+    def has_room(self, topic: str) -> bool:
+        return self.per_topic[topic] < self.quota
+
     def thread_depth(self) -> int:
         depth = 0
         for turn in reversed(self.history):
@@ -207,10 +219,11 @@ class Selector:
         state = _State(plan, history)
         for turn in history:
             state.asked.add(turn.item.id)
-            if not turn.item.is_follow_up:
-                state.per_topic[turn.item.topic] += 1
+            state.per_topic[turn.item.topic] += 1
         last = state.last
-        depth_left = state.thread_depth() < MAX_THREAD_DEPTH
+        # Follow-ups continue a thread only while its topic has room: the session stays
+        # spread over the chosen topics however the answers go.
+        depth_left = state.thread_depth() < MAX_THREAD_DEPTH and state.has_room(last.item.topic)
         target = state.target_difficulty()
         if last.score is None:
             return self._next_topic(state, target, "Moving on to a new topic")
@@ -218,7 +231,7 @@ class Selector:
             return (
                 (depth_left and self._declared(state, targeted=True))
                 or (depth_left and self._probe_gap(state))
-                or self._step_down(state)
+                or (state.has_room(last.item.topic) and self._step_down(state))
                 or self._next_topic(state, target, "Moving on after a weak answer")
             )
         if last.score >= STRONG:
@@ -318,7 +331,7 @@ class Selector:
         hits = self._neighbours(state, query, at_most=max(last.item.difficulty, 1))
         same_topic = [(q, s) for q, s in hits if q.topic == last.item.topic] or hits
         for question, similarity in same_topic:
-            if similarity >= MIN_NEIGHBOUR_SIMILARITY:
+            if similarity >= GAP_PROBE_SIMILARITY:
                 return Selection(
                     item_from_question(question).model_copy(update={"parent_id": last.item.id}),
                     f"Probing the gap: closest question to the missed points "
@@ -362,11 +375,10 @@ class Selector:
     def _next_topic(self, state: _State, difficulty: int, why: str) -> Selection | None:
         """A fresh question from the least-covered chosen topic, near the target difficulty."""
         plan = state.plan
-        quota = math.ceil(plan.length / len(plan.topics))
         rng = self._rng(state, "topic")
         order = list(plan.topics)
         rng.shuffle(order)
-        order.sort(key=lambda t: (state.per_topic[t] >= quota, state.per_topic[t]))
+        order.sort(key=lambda t: (not state.has_room(t), state.per_topic[t]))
         last_topic = state.last.item.topic if state.history else None
         if len(order) > 1 and last_topic in order and order[0] == last_topic:
             order.append(order.pop(0))  # vary topics when there is a choice

@@ -118,6 +118,8 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
         except (CorpusError, IndexUnavailableError) as exc:
             print(f"warning: {exc}\nThe app will show this problem too.", file=sys.stderr)
 
+    url = f"http://{args.address}:{args.port}"
+
     def server_up() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
@@ -125,7 +127,6 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
         except OSError:
             return False
 
-    url = f"http://{args.address}:{args.port}"
     threading.Thread(
         target=_prepare_app, args=(settings, server_up), name="prepare-app", daemon=True
     ).start()

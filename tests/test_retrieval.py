@@ -15,7 +15,9 @@ import pytest
 from app.config import Settings
 from app.corpus import Corpus, Role
 from app.corpus.items import item_from_question
+from app.corpus.models import Question
 from app.embeddings import EmbeddingModelMissingError, MiniLMEncoder, get_encoder, model_files
+from app.retrieval import selector as selector_module
 from app.retrieval.index import QuestionIndex, document_text
 from app.retrieval.selector import (
     AskedTurn,
@@ -232,6 +234,26 @@ def test_filters_never_leak(mode_index: QuestionIndex, corpus: Corpus) -> None:
         for qid, _ in mode_index.query(vector, 50, where):
             question = corpus.questions[qid]
             assert role in question.roles and question.topic in topics
+
+
+@pytest.mark.parametrize("overfetch", [200, 5])
+def test_search_filtered_in_python_or_by_chroma_agrees(
+    index: QuestionIndex, corpus: Corpus, monkeypatch: pytest.MonkeyPatch, overfetch: int
+) -> None:
+    """The unfiltered fetch filtered in Python, and (when a small fetch leaves too few) the
+    fallback to Chroma's own filter, give the same allowed questions as Chroma's filter."""
+    monkeypatch.setattr(selector_module, "OVERFETCH", overfetch)
+    topics = ["asyncio", "exceptions"]
+    where = {"$and": [{"roles": {"$contains": "data_scientist"}}, {"topic": {"$in": topics}}]}
+
+    def accept(question: Question) -> bool:
+        return Role.DATA_SCIENTIST in question.roles and question.topic in topics
+
+    query = "cancel the sibling tasks when one request fails"
+    expected = [q.id for q, _ in semantic_search(index, corpus, query, 3, where)]
+    found = [q.id for q, _ in semantic_search(index, corpus, query, 3, where, accept)]
+    assert expected and found == expected
+    assert all(accept(corpus.questions[qid]) for qid in found)
 
 
 def test_selector_over_index_picks_cancellation_follow_up(

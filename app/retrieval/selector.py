@@ -9,7 +9,9 @@ Policy, in order of preference:
   nearest (in embedding space) to the missed key points and the answer, else a step down;
 * after a strong answer: a declared follow-up that goes deeper, else a harder neighbour in
   the same area, else the next topic one level up;
-* otherwise, or when a thread is deep enough: the least-covered chosen topic.
+* otherwise, or when a thread is deep enough: the least-covered chosen topic;
+* a topic that has had its share of the session (length / topics, follow-ups included)
+  gets no more follow-ups or step-downs while another topic has room.
 
 Role and topic filters apply to every candidate, declared follow-ups included, and no item
 is asked twice in a session.

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,38 +62,6 @@ def scratch_settings(**overrides: object) -> Iterator[Settings]:
             **overrides,  # type: ignore[arg-type]
         )
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def chroma_server() -> Iterator[tuple[str, int]]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-chroma-"))
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.2)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -30,9 +30,10 @@ from app.llm import LLMClient
 from app.retrieval.index import QuestionIndex, record_metadata
 from app.retrieval.selector import AskedTurn, InterviewPlan, Selector
 from app.services import build_engine, build_foundation, warm_rubric_vectors
+from app.testing.local import CHROMIUM, CHROMIUM_FLAGS, chroma_server, free_port
 from app.testing.openai_server import OpenAIStubServer, Reply
 from app.text import split_sentences
-from bench.common import Table, chroma_server, free_port, peak_rss_mb, percentiles, scratch_settings
+from bench.common import Table, peak_rss_mb, percentiles, scratch_settings
 
 GRADED = REPO_DIR / "evals" / "datasets" / "graded"
 
@@ -172,7 +173,10 @@ def selection(quick: bool) -> Table:
                     load = _fill(index, big, ids, rng)
                     p50, p99 = _time_selection(Selector(big, index), big, 200)
             else:
-                with chroma_server() as (host, port):
+                with (
+                    tempfile.TemporaryDirectory(prefix="bench-chroma-") as folder,
+                    chroma_server(Path(folder)) as (host, port),
+                ):
                     settings = Settings(
                         chroma_mode="server",
                         chroma_host=host,
@@ -370,16 +374,8 @@ def app(quick: bool) -> Table:
         bare.write_text(_BARE_APP)
         context = playwright.chromium.launch_persistent_context(
             str(Path(folder) / "profile"),
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
         )
         page = context.new_page()
         env = {**os.environ, "INTERVIEWER_DATA_DIR": str(settings.data_dir)}

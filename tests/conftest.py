@@ -7,12 +7,6 @@ session temp folder; everything a test writes goes to its own ``tmp_path``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +18,10 @@ from app.corpus import Corpus, load_corpus
 from app.retrieval.index import QuestionIndex
 from app.services import Foundation, build_engine, build_foundation
 from app.store import Store
+from app.testing import local
 from app.testing.openai_server import OpenAIStubServer
 
 ARTIFACTS = REPO_DIR / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -108,37 +97,11 @@ def openai_server() -> Iterator[OpenAIStubServer]:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real `chroma run` on 127.0.0.1 for the server-mode tests."""
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if chroma is None:
-        pytest.fail("the `chroma` command is not installed (it ships with chromadb)")
-    port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    log = (path / "server.log").open("w")
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"chroma run exited: {(path / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("chroma run did not start within 60 s")
-    yield "127.0.0.1", port
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        with local.chroma_server(tmp_path_factory.mktemp("chroma-server")) as address:
+            yield address
+    except local.LocalServerError as exc:
+        pytest.fail(str(exc))
 
 
 def write_json_lines(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -15,19 +15,9 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from app.testing.local import CHROMIUM, CHROMIUM_FLAGS, free_port
 
-from .conftest import ARTIFACTS, free_port
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from .conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -81,7 +71,7 @@ def test_answer_one_question_in_a_real_browser(running_app: str, tmp_path: Path)
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"),  # a fresh, empty profile
             executable_path=CHROMIUM,
-            args=FLAGS,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 1000},
         )
         page = context.new_page()

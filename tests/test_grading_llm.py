@@ -23,9 +23,8 @@ from app.grading.llm_grader import LLMGrader, fence_answer
 from app.grading.models import Evaluation
 from app.grading.offline import OfflineGrader
 from app.llm import LLMClient
+from app.testing.local import free_port
 from app.testing.openai_server import OpenAIStubServer, Reply
-
-from .conftest import free_port
 
 ANSWER = (
     "I would share one httpx.AsyncClient, cap in-flight calls with an asyncio.Semaphore, "

@@ -311,8 +311,7 @@ def test_app_start_refreshes_a_stale_index(tmp_path: Path, corpus: Corpus) -> No
 
 def test_unreachable_server_is_reported_not_fatal(corpus: Corpus) -> None:
     from app.services import open_index
-
-    from .conftest import free_port
+    from app.testing.local import free_port
 
     settings = make_settings(Path("/nonexistent"), chroma_mode="server", chroma_port=free_port())
     index, _, error = open_index(settings, corpus)

@@ -246,17 +246,22 @@ def llm(quick: bool) -> Table:
         }
     )
     offline = OfflineGrader(REPO_DIR / "prompts")
-    with OpenAIStubServer(responder=lambda _request: Reply(content=reply, delay_s=1.0)) as slow:
+
+    def warm_grader(server: OpenAIStubServer, concurrency: int) -> LLMGrader:
         client = LLMClient(
             "openai/stub",
-            api_base=slow.base_url,
+            api_base=server.base_url,
             api_key="sk-bench",
             timeout_s=30,
             max_retries=0,
-            concurrency=16,
+            concurrency=concurrency,
         )
         grader = LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
         aio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
+        return grader
+
+    with OpenAIStubServer(responder=lambda _request: Reply(content=reply, delay_s=1.0)) as slow:
+        grader = warm_grader(slow, concurrency=16)
         answers = [(item, f"Answer {i}: semaphores and retries.") for i in range(64)]
         started = time.perf_counter()
         result = aio.run(grade_many(grader, answers, concurrency=16))
@@ -270,16 +275,7 @@ def llm(quick: bool) -> Table:
     )
     table.add(measurement="ratio to the limit", value=round(rate / 16, 3), target="-")
     with OpenAIStubServer(responder=lambda _request: Reply(content=reply)) as fast:
-        client = LLMClient(
-            "openai/stub",
-            api_base=fast.base_url,
-            api_key="sk-bench",
-            timeout_s=30,
-            max_retries=0,
-            concurrency=1,
-        )
-        grader = LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
-        aio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
+        grader = warm_grader(fast, concurrency=1)
         samples = []
         for i in range(30):
             started = time.perf_counter()

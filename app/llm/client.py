@@ -56,6 +56,18 @@ def _litellm() -> Any:
     return litellm
 
 
+def _response_cost(litellm: Any, response: Any) -> float | None:
+    """The price litellm already worked out for this response (computing it again costs a
+    few ms of CPU per call); None for an unknown model or a custom endpoint."""
+    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if known is not None:
+        return float(known)
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:
+        return None
+
+
 def _retryable(exc: BaseException) -> bool:
     litellm = _litellm()
     retryable = (
@@ -229,10 +241,7 @@ class LLMClient:
             response, attempts = await self._with_retries(call)
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response))
-        except Exception:  # unknown model or custom endpoint: no price known
-            cost = None
+        cost = _response_cost(litellm, response)
         return LLMReply(
             text=text,
             model=str(getattr(response, "model", None) or self.model),

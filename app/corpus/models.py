@@ -10,7 +10,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.text import word_count
 
@@ -37,15 +45,30 @@ ROLE_LABELS: dict[Role, str] = {
 class Kind(StrEnum):
     CONCEPT = "concept"
     DESIGN = "design"
-    CODE = "code"
+    CODE = "code"  # reading or discussing code, answered in prose
     DEBUGGING = "debugging"
     TRADEOFF = "tradeoff"
+    CODING = "coding"  # the candidate writes code; graded by running hidden tests
 
 
 QuestionId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=80)]
 CriterionId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+SourceUrl = Annotated[str, StringConstraints(pattern=r"^https://\S+$", max_length=300)]
+
+
+def _specifier(value: str) -> str:
+    try:
+        SpecifierSet(value)
+    except InvalidSpecifier:
+        raise ValueError(
+            f"{value!r} is not a version specifier; write e.g. '>=3.11' or '>=3.13,<3.15'"
+        ) from None
+    return value
+
+
+PythonSpecifier = Annotated[str, AfterValidator(_specifier)]
 
 MODEL_ANSWER_WORDS = (100, 400)
 CORPUS_CRITERIA = (3, 6)
@@ -146,6 +169,25 @@ def bare_code_line(text: str) -> str | None:
     return None
 
 
+CORRECTNESS_CRITERION = "correctness"  # a coding question's test-driven criterion
+
+
+class CodingSpec(_Strict):
+    """What a coding question needs to be run and graded (see corpus/README.md).
+
+    The candidate's code is saved as ``solution.py``; the tests are pytest modules that
+    import from ``solution``. ``visible_tests`` are shown and run on demand; ``hidden_tests``
+    decide the ``correctness`` criterion and are never shown.
+    """
+
+    starter: Text
+    solution: Text
+    visible_tests: Text
+    hidden_tests: Text
+    time_limit_s: float = Field(default=10.0, gt=0, le=60)
+    memory_mb: int = Field(default=512, ge=64, le=4096)
+
+
 class Question(_Strict):
     id: QuestionId
     topic: TopicId
@@ -159,9 +201,23 @@ class Question(_Strict):
     misconceptions: list[Misconception] = Field(min_length=1)
     follow_ups: list[FollowUp] = Field(min_length=1, max_length=3)
     source: str | None = None  # e.g. "article" for the seed article's example questions
+    # Where the answer's claims can be checked (docs or PEP URLs), and the Python versions
+    # they hold for. Required by `interviewer corpus check` (see corpus/README.md).
+    sources: list[SourceUrl] = Field(default_factory=list, max_length=8)
+    python: PythonSpecifier | None = None
+    coding: CodingSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if (self.kind == Kind.CODING) != (self.coding is not None):
+            raise ValueError("a `coding` block is required for kind: coding, and only for it")
+        if self.coding is not None and CORRECTNESS_CRITERION not in {
+            c.id for c in self.rubric.criteria
+        }:
+            raise ValueError(
+                f"a coding question's rubric needs a {CORRECTNESS_CRITERION!r} criterion "
+                "(scored from the hidden tests)"
+            )
         loose = bare_code_line(self.question)
         if loose is not None:
             raise ValueError(

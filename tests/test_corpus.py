@@ -184,8 +184,23 @@ def test_model_answer_length_and_topic_name(
     path.rename(tmp_path / "misnamed.yaml")
     _, issues = check_corpus(tmp_path)
     messages = " ".join(i.message for i in issues)
-    assert "must match file name 'misnamed'" in messages
+    assert "must match file name 'misnamed.yaml'" in messages
     assert "model_answer has 2 words" in messages
+
+
+def test_a_topic_may_span_files(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    """``asyncio.coding.yaml`` holds more asyncio questions; ``asynciox.yaml`` is no topic."""
+    path = _write(tmp_path, valid_pair[:1])
+    second = tmp_path / "asyncio.coding.yaml"
+    second.write_text(
+        yaml.safe_dump({"topic": "asyncio", "questions": valid_pair[1:]}), encoding="utf-8"
+    )
+    corpus, issues = check_corpus(tmp_path)
+    assert issues == []
+    assert corpus is not None and len(corpus.by_topic("asyncio")) == 2
+    path.rename(tmp_path / "asynciox.yaml")
+    _, issues = check_corpus(tmp_path)
+    assert any("must match file name 'asynciox.yaml'" in i.message for i in issues)
 
 
 def test_check_command_fails_with_file_line_on_stderr(

@@ -154,6 +154,11 @@ def _parse(path: Path) -> tuple[_Parsed | None, list[CorpusIssue]]:
     return _Parsed(path, root, data), issues
 
 
+def topic_of_file(path: Path) -> str:
+    """``asyncio.yaml`` and ``asyncio.coding.yaml`` both hold questions of topic ``asyncio``."""
+    return path.name.split(".", 1)[0]
+
+
 def _load_topics(corpus_dir: Path) -> tuple[TopicsFile | None, list[CorpusIssue]]:
     path = corpus_dir / TOPICS_FILE
     if not path.is_file():
@@ -180,10 +185,15 @@ def _load_topic_file(
             CorpusIssue(path, 1, "expected a mapping with `topic` and `questions`"),
         ]
     topic = data.get("topic")
-    if topic != path.stem:
+    if topic != topic_of_file(path):
         node, _ = _node_at(parsed.root, ["topic"])
         issues.append(
-            CorpusIssue(path, _line(node), f"topic {topic!r} must match file name {path.stem!r}")
+            CorpusIssue(
+                path,
+                _line(node),
+                f"topic {topic!r} must match file name {path.name!r} "
+                "(<topic>.yaml, or <topic>.<part>.yaml for a topic split over files)",
+            )
         )
     elif topic not in known_topics:
         node, _ = _node_at(parsed.root, ["topic"])

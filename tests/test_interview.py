@@ -22,6 +22,8 @@ from app.interview.report import report_json, report_markdown
 from app.retrieval.selector import SelectionError
 from app.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 
+from .conftest import first_open_race
+
 SETUP = InterviewSetup(role=Role.BACKEND, topics=["asyncio", "exceptions"], length=3, seed=5)
 
 
@@ -53,6 +55,18 @@ def test_store_migrates_a_first_release_database(tmp_path: Path) -> None:
     store.record_event("old1", None, "note", "works after the upgrade")
     assert store.events("old1")[0].text == "works after the upgrade"
     store.close()
+
+
+def test_two_processes_can_create_the_database_at_once(tmp_path: Path) -> None:
+    """Two first starts on an empty data dir: both must open it (no 'table already exists')."""
+    errors = first_open_race(
+        tmp_path,
+        "from app.store import SCHEMA_VERSION, Store",
+        "store = Store(data_dir / 'interviews.sqlite3'); "
+        "assert store.schema_version == SCHEMA_VERSION; store.close()",
+        rounds=12,
+    )
+    assert errors == []
 
 
 def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:

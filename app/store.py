@@ -161,6 +161,12 @@ def _turn(row: sqlite3.Row) -> TurnRecord:
     return TurnRecord.model_validate(data)
 
 
+def _require_waiting(updated: int, session_id: str, position: int) -> None:
+    """Writes to a turn are conditional on it still awaiting an answer; none is overwritten."""
+    if not updated:
+        raise StoreError(f"turn {position} of session {session_id} is not awaiting an answer")
+
+
 class Store:
     """A thread-safe handle on one SQLite file (one connection, serialised by a lock)."""
 
@@ -371,10 +377,7 @@ class Store:
                 " AND status='asked'",
                 (answer_text, transcript, audio_seconds, time.time(), session_id, position),
             ).rowcount
-            if not updated:
-                raise StoreError(
-                    f"turn {position} of session {session_id} is not awaiting an answer"
-                )
+            _require_waiting(updated, session_id, position)
             self._touch(conn, session_id)
 
     def record_evaluation(
@@ -397,19 +400,22 @@ class Store:
 
     def record_skip(self, session_id: str, position: int) -> None:
         with self._transaction() as conn:
-            conn.execute(
+            updated = conn.execute(
                 "UPDATE turns SET status='skipped', answered_at=? WHERE session_id=?"
                 " AND position=? AND status='asked'",
                 (time.time(), session_id, position),
-            )
+            ).rowcount
+            _require_waiting(updated, session_id, position)
             self._add_event(conn, session_id, position, "skip", "")
 
     def record_hint(self, session_id: str, position: int, hint: str) -> None:
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE turns SET hints = hints + 1 WHERE session_id=? AND position=?",
+            updated = conn.execute(
+                "UPDATE turns SET hints = hints + 1 WHERE session_id=? AND position=?"
+                " AND status='asked'",
                 (session_id, position),
-            )
+            ).rowcount
+            _require_waiting(updated, session_id, position)
             self._add_event(conn, session_id, position, "hint", hint)
 
     def record_event(self, session_id: str, position: int | None, kind: str, text: str) -> None:

@@ -109,6 +109,22 @@ def test_hint_skip_and_resume_from_history(app_env: Settings) -> None:
     assert again.chat_input(key="answer") is not None
 
 
+def test_a_stale_window_cannot_answer_the_next_question(app_env: Settings) -> None:
+    """The same session in two browser tabs: B's answer to the question it shows is refused
+    once A has answered it, instead of being stored against A's next question."""
+    window_a = new_app()
+    start_interview(window_a, ["typing"], length=4)
+    window_b = new_app()
+    window_b.sidebar.radio(key="page").set_value("History").run()
+    next(b for b in window_b.button if b.label == "Resume").click().run()
+    window_a.chat_input(key="answer").set_value("A answers the first question.").run()
+    window_b.chat_input(key="answer").set_value("B answers the first question.").run()
+    assert not window_b.exception, window_b.exception
+    assert any("already answered in another window" in w.value for w in window_b.warning)
+    text = markdown_text(window_b)
+    assert "A answers the first question." in text and "B answers" not in text
+
+
 @pytest.fixture(scope="module")
 def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     espeak = shutil.which("espeak-ng")

@@ -96,15 +96,15 @@ def on_delete(session_id: str) -> None:
         st.session_state.pop("session_id", None)
 
 
-def on_action(action: str, session_id: str) -> None:
+def on_action(action: str, session_id: str, position: int) -> None:
     current = engine()
     try:
         if action == "hint":
-            current.hint(session_id)
+            current.hint(session_id, position=position)
         elif action == "repeat":
             st.session_state["_repeat"] = current.repeat(session_id)
         elif action == "skip":
-            current.skip(session_id)
+            current.skip(session_id, position=position)
             clear_transcript()
         elif action == "end":
             current.finish(session_id)
@@ -112,13 +112,14 @@ def on_action(action: str, session_id: str) -> None:
         notify(str(exc))
 
 
-def submit(session_id: str, text: str, audio_seconds: float | None = None) -> None:
+def submit(session_id: str, position: int, text: str, audio_seconds: float | None = None) -> None:
     current = engine()
     try:
         with st.spinner("Grading your answer..."):
             view = current.submit_answer(
                 session_id,
                 text,
+                position=position,
                 transcript=text if audio_seconds is not None else None,
                 audio_seconds=audio_seconds,
             )
@@ -131,15 +132,20 @@ def submit(session_id: str, text: str, audio_seconds: float | None = None) -> No
         st.session_state["_stream_turn"] = graded[-1].position
 
 
-def on_typed(session_id: str) -> None:
+def on_typed(session_id: str, position: int) -> None:
     text = st.session_state.get("answer")
     if text is not None:
-        submit(session_id, str(text))
+        submit(session_id, position, str(text))
 
 
-def on_spoken(session_id: str) -> None:
+def on_spoken(session_id: str, position: int) -> None:
     state = st.session_state
-    submit(session_id, str(state.get("transcript", "")), float(state.get("_audio_seconds", 0.0)))
+    submit(
+        session_id,
+        position,
+        str(state.get("transcript", "")),
+        float(state.get("_audio_seconds", 0.0)),
+    )
 
 
 def clear_transcript() -> None:
@@ -230,7 +236,7 @@ def voice_answer(current: InterviewEngine, session_id: str, position: int) -> No
             "Submit spoken answer",
             key=f"submit-audio-{position}",
             on_click=on_spoken,
-            args=(session_id,),
+            args=(session_id, position),
         )
 
 
@@ -288,14 +294,17 @@ def interview_page(found: Foundation) -> None:
         strict=True,
     ):
         column.button(
-            label, key=f"{action}-{turn.position}", on_click=on_action, args=(action, session_id)
+            label,
+            key=f"{action}-{turn.position}",
+            on_click=on_action,
+            args=(action, session_id, turn.position),
         )
     voice_answer(current, session_id, turn.position)
     st.chat_input(
         "Type your answer (Markdown and ``` code blocks welcome)",
         key="answer",
         on_submit=on_typed,
-        args=(session_id,),
+        args=(session_id, turn.position),
     )
 
 

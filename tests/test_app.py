@@ -3,17 +3,20 @@ answer (espeak-ng WAV -> local Whisper), the report and the history page."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import streamlit as st
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from app.config import PACKAGE_DIR, Settings, get_settings
+from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 APP = str(PACKAGE_DIR / "ui" / "streamlit_app.py")
 
@@ -47,6 +50,76 @@ def start_interview(at: AppTest, topics: list[str], role: str = "backend", lengt
 
 def markdown_text(at: AppTest) -> str:
     return "\n".join(m.value for m in at.markdown)
+
+
+TEXT_ELEMENTS = ("markdown", "caption", "info", "error", "warning", "success")
+
+
+def shown_markdown(at: AppTest) -> list[str]:
+    """The Markdown source of every text element on the page."""
+    return [e.value for kind in TEXT_ELEMENTS for e in at.get(kind)]
+
+
+def rendered_html(source: str) -> str:
+    """What a browser gets for Markdown shown without unsafe_allow_html (raw HTML as text)."""
+    return MarkdownIt("commonmark", {"html": False}).render(source)
+
+
+LLM_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
+
+
+@pytest.fixture
+def llm_app(
+    app_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[Callable[[RecordedRequest], Reply]], AppTest]]:
+    """The app with an LLM model on a local stub server that answers with ``responder``."""
+    servers: list[OpenAIStubServer] = []
+
+    def open_app(responder: Callable[[RecordedRequest], Reply]) -> AppTest:
+        server = OpenAIStubServer(responder=responder).start()
+        servers.append(server)
+        monkeypatch.setenv("INTERVIEWER_LLM_MODEL", "openai/stub-model")
+        monkeypatch.setenv("INTERVIEWER_LLM_API_BASE", server.base_url)
+        monkeypatch.setenv("INTERVIEWER_LLM_API_KEY", LLM_KEY)
+        monkeypatch.setenv("INTERVIEWER_LLM_MAX_RETRIES", "0")
+        get_settings.cache_clear()
+        return new_app()
+
+    yield open_app
+    for server in servers:
+        server.stop()
+
+
+def last_message(request: RecordedRequest) -> str:
+    messages = request.body.get("messages") or [{"content": ""}]
+    return str(messages[-1]["content"])
+
+
+def grade_json(request: RecordedRequest, **fields: object) -> str:
+    """A well-formed grade for whatever question the grading request is about."""
+    criteria = re.findall(r"criterion_id: (\S+)", last_message(request))
+    reply: dict[str, object] = {
+        "criteria": [
+            {
+                "criterion_id": c,
+                "reasoning": "ok",
+                "evidence": [],
+                "missed_key_points": [],
+                "score": 3,
+            }
+            for c in criteria
+        ],
+        "misconceptions": [],
+        "coaching": "Keep going.",
+        "injection_detected": False,
+    }
+    reply.update(fields)
+    return json.dumps(reply)
+
+
+def asked_question(request: RecordedRequest) -> str:
+    """The corpus question an interviewer-phrasing request asks for."""
+    return last_message(request).split("Next question to ask", 1)[1].split(":\n", 1)[1]
 
 
 def test_full_practice_session_offline(app_env: Settings) -> None:
@@ -123,6 +196,45 @@ def test_a_stale_window_cannot_answer_the_next_question(app_env: Settings) -> No
     assert any("already answered in another window" in w.value for w in window_b.warning)
     text = markdown_text(window_b)
     assert "A answers the first question." in text and "B answers" not in text
+
+
+REMOTE_IMAGE = "![pixel](http://127.0.0.1:9/leak.png)"
+REMOTE_HTML = '<img src="http://127.0.0.1:9/leak.png">'
+
+
+def test_model_text_cannot_load_anything(
+    llm_app: Callable[[Callable[[RecordedRequest], Reply]], AppTest],
+) -> None:
+    """Coaching, misconceptions, missed points, streamed feedback and the interviewer's
+    phrasing from a model are shown as text: no image, link or HTML reaches the page."""
+    hostile = f"{REMOTE_IMAGE} {REMOTE_HTML} [click](http://127.0.0.1:9/)"
+
+    def responder(request: RecordedRequest) -> Reply:
+        if request.body.get("stream"):
+            return Reply(
+                stream_chunks=["Well argued ", REMOTE_IMAGE[:9], REMOTE_IMAGE[9:], REMOTE_HTML]
+            )
+        if "Next question to ask" in last_message(request):
+            return Reply(content=f"{REMOTE_IMAGE} Next one. {asked_question(request)}")
+        misconception = {"claim": f"claim {hostile}", "evidence": "", "correction": hostile}
+        return Reply(
+            content=grade_json(
+                request, coaching=f"Coaching {hostile}", misconceptions=[misconception]
+            )
+        )
+
+    at = llm_app(responder)
+    start_interview(at, ["asyncio"])
+    at.chat_input(key="answer").set_value("I would use a semaphore.").run()
+    assert not at.exception, at.exception
+    sources = shown_markdown(at)
+    assert any("Coaching" in s for s in sources) and any("claim" in s for s in sources)
+    assert any("Well argued" in s for s in sources)  # the streamed feedback
+    for source in sources:
+        assert not re.search(r"(?<!\\)!\[", source), source
+        html = rendered_html(source)
+        assert "<img" not in html and "<a " not in html, source
+    assert all(not m.proto.allow_html for m in at.markdown)
 
 
 @pytest.fixture(scope="module")

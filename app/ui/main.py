@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
@@ -27,6 +28,7 @@ from app.speech import (
     make_transcriber,
 )
 from app.ui.components import render_conversation, render_report
+from app.ui.safe import as_text
 
 DEFAULT_TOPICS = ["asyncio", "concurrency", "context_managers", "exceptions", "memory"]
 AUDIO_TYPES = ["wav", "mp3", "m4a", "ogg", "webm", "flac"]
@@ -271,9 +273,16 @@ def interview_page(found: Foundation) -> None:
     render_conversation(view.turns, view.show_feedback)
     stream_turn = st.session_state.pop("_stream_turn", None)
     if stream_turn is not None:
+        received: list[str] = []
+
+        def shown(deltas: Iterator[str]) -> Iterator[str]:
+            for delta in deltas:
+                received.append(delta)
+                yield as_text(delta)
+
         with st.chat_message("assistant"):
-            streamed = st.write_stream(current.stream_feedback(session_id, stream_turn))
-        current.record_feedback(session_id, stream_turn, str(streamed))
+            st.write_stream(shown(current.stream_feedback(session_id, stream_turn)))
+        current.record_feedback(session_id, stream_turn, "".join(received))
     if view.finished:
         if view.closing_text:
             with st.chat_message("assistant"):

@@ -21,7 +21,7 @@ from app.retrieval.index import QuestionIndex
 from app.services import Foundation, build_engine, build_foundation
 from app.store import Store
 from app.testing import local
-from app.testing.openai_server import OpenAIStubServer
+from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 ARTIFACTS = REPO_DIR / "test-artifacts"
 
@@ -104,6 +104,13 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             yield address
     except local.LocalServerError as exc:
         pytest.fail(str(exc))
+
+
+def echoing_401(request: RecordedRequest) -> Reply:
+    """What a provider says to a wrong key: the key it was sent, echoed back."""
+    key = request.headers.get("authorization", "").removeprefix("Bearer ")
+    message = f"Incorrect API key provided: {key}. You can find your API key at ..."
+    return Reply(status=401, body=json.dumps({"error": {"message": message, "type": "auth"}}))
 
 
 def write_json_lines(path: Path, rows: list[dict[str, object]]) -> Path:

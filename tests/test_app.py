@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest
 from app.config import PACKAGE_DIR, Settings, get_settings
 from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
+from .conftest import echoing_401
+
 APP = str(PACKAGE_DIR / "ui" / "streamlit_app.py")
 
 
@@ -237,6 +239,23 @@ def test_model_text_cannot_load_anything(
     assert all(not m.proto.allow_html for m in at.markdown)
 
 
+def test_a_key_echoed_by_the_server_is_not_shown(
+    llm_app: Callable[[Callable[[RecordedRequest], Reply]], AppTest],
+) -> None:
+    """The configured key, and a key typed in the sidebar, never reach the feedback card."""
+    at = llm_app(echoing_401)
+    start_interview(at, ["asyncio"])
+    at.chat_input(key="answer").set_value("I would use a semaphore.").run()
+    typed = "typed-in-the-sidebar-4242"
+    at.sidebar.text_input(key="api_key").set_value(typed).run()
+    at.chat_input(key="answer").set_value("And a timeout on every call.").run()
+    assert not at.exception, at.exception
+    reasons = [c.value for c in at.caption if "could not be used" in c.value]
+    assert len(reasons) == 2 and all("Incorrect API key provided" in r for r in reasons)
+    page = "\n".join(rendered_html(source) for source in shown_markdown(at))
+    assert LLM_KEY.split("-")[-1] not in page and typed not in page
+
+
 @pytest.fixture(scope="module")
 def spoken_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     espeak = shutil.which("espeak-ng")
@@ -293,7 +312,7 @@ def test_a_broken_corpus_shows_where(
     get_settings.cache_clear()
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    assert at.error and "topics.yaml:" in at.error[0].value
+    assert at.error and "topics.yaml:" in rendered_html(at.error[0].value)
 
 
 def test_transcription_prompt_carries_identifiers_not_key_points() -> None:
@@ -314,3 +333,23 @@ def test_transcription_prompt_carries_identifiers_not_key_points() -> None:
     assert "os.fsync" in prompt and "os.replace" in prompt
     key_points = [point for c in item.rubric.criteria for point in c.key_points]
     assert not any(point in prompt for point in key_points)  # Whisper could echo them
+
+
+def test_transcription_service_errors_carry_no_key(tmp_path: Path) -> None:
+    import wave
+
+    from app.speech import ApiTranscriber, TranscriptionError
+
+    path = tmp_path / "silence.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\0\0" * 16_000)
+    key = "speech-deployment-key-51c0"
+    with OpenAIStubServer(responder=echoing_401) as server:
+        transcriber = ApiTranscriber("openai/whisper-1", server.base_url, key)
+        with pytest.raises(TranscriptionError) as caught:
+            transcriber.transcribe(path.read_bytes())
+        assert server.requests, "the transcriber must have called the server"
+    assert "Incorrect API key provided" in str(caught.value) and key not in str(caught.value)

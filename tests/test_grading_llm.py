@@ -10,21 +10,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import aio
 from app.config import REPO_DIR
-from app.corpus import Corpus
+from app.corpus import Corpus, Role
 from app.corpus.items import InterviewItem, item_from_question
 from app.grading import grade_many
 from app.grading.llm_grader import LLMGrader, fence_answer
 from app.grading.models import Evaluation
 from app.grading.offline import OfflineGrader
+from app.interview.engine import InterviewSetup
 from app.llm import LLMClient
+from app.services import Foundation, build_engine
+from app.store import Store
 from app.testing.local import free_port
 from app.testing.openai_server import OpenAIStubServer, Reply
+
+from .conftest import echoing_401
 
 ANSWER = (
     "I would share one httpx.AsyncClient, cap in-flight calls with an asyncio.Semaphore, "
@@ -298,3 +304,51 @@ def test_streamed_feedback_and_truncated_stream(
 def test_client_never_shows_the_key() -> None:
     client = LLMClient("openai/x", api_key="sk-secret-123")
     assert "sk-secret" not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Incorrect API key provided: Bearer sk-proj-Ab3dEf6hIj9kLm2nOp5q.", "Incorrect API key"),
+        ('{"Authorization": "Basic dXNlcjpwYXNz", "x-api-key": "k-2f9a8b7c"}', "Authorization"),
+        ("api_key=hunter2hunter2 then 'api_key': 'zz-top-secret-9'", "then"),
+        ("calling https://g.example/v1?key=AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "calling"),
+        ("anthropic said: invalid x-api-key sk-ant-api03-AbCdEfGhIjKlMnOp", "anthropic said"),
+    ],
+)
+def test_redact_removes_keys_and_credentials(text: str, kept: str) -> None:
+    from app.llm.redact import REDACTED, redact
+
+    cleaned = redact(text)
+    assert REDACTED in cleaned and kept in cleaned
+    for secret in ("Ab3dEf6h", "dXNlcjpw", "2f9a8b7c", "hunter2", "zz-top", "AIzaSy", "AbCdEfGh"):
+        assert secret not in cleaned
+    assert redact("my key is plainkeyvalue", ["plainkeyvalue"]) == f"my key is {REDACTED}"
+    assert redact("give it at most 5 retries and a secret sauce") == (
+        "give it at most 5 retries and a secret sauce"
+    )
+
+
+def test_an_echoed_key_reaches_neither_the_database_nor_the_card(
+    foundation: Foundation, tmp_path: Path
+) -> None:
+    """A 401 that echoes the key: the fallback reason says why, without the key, and no
+    byte of the SQLite files (database and WAL) holds it."""
+    key = "an-own-deployment-key-7f3a9c"  # not key-shaped: found because it is configured
+    with OpenAIStubServer(responder=echoing_401) as server:
+        store = Store(tmp_path / "history.sqlite3")
+        own = Foundation(**{**foundation.__dict__, "store": store})
+        engine = build_engine(own, model="openai/stub-model", api_key=key, api_base=server.base_url)
+        view = engine.start(
+            InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3), "llm", "stub"
+        )
+        view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
+        evaluation = view.turns[0].evaluation
+        assert evaluation is not None and evaluation.is_fallback
+        reason = evaluation.grader.fallback_reason or ""
+        assert "Incorrect API key provided" in reason and key not in reason
+        assert server.chat_requests(), "the grader must have called the server"
+        store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.sqlite3*"))
+    assert key.encode() not in stored
+    assert b"Incorrect API key provided" in stored

@@ -183,7 +183,10 @@ class LLMGrader:
     def _fallback(self, item: InterviewItem, answer: str, reason: str, attempts: int) -> Evaluation:
         evaluation = self.fallback.grade_sync(item, answer)
         run = evaluation.grader.model_copy(
-            update={"fallback_reason": reason[:500], "attempts": max(attempts, 1)}
+            update={
+                "fallback_reason": self.client.redact(reason)[:500],
+                "attempts": max(attempts, 1),
+            }
         )
         return evaluation.model_copy(
             update={"grader": run, "flags": [*evaluation.flags, "llm_fallback"]}

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.config import Settings
+from app.llm.redact import redact
 
 Message = Mapping[str, str]
 
@@ -160,6 +161,10 @@ class LLMClient:
     def __repr__(self) -> str:  # never show the key
         return f"LLMClient(model={self.model!r}, api_base={self.api_base!r})"
 
+    def redact(self, text: str) -> str:
+        """``text`` without this client's key, or anything shaped like a key."""
+        return redact(text, [self._api_key])
+
     # -- internals ----------------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -199,7 +204,8 @@ class LLMClient:
                 raise
             except Exception as exc:
                 if not _retryable(exc) or attempt > self.max_retries:
-                    raise LLMError(f"{type(exc).__name__}: {exc}", attempt) from exc
+                    message = self.redact(f"{type(exc).__name__}: {exc}")
+                    raise LLMError(message, attempt) from exc
                 delay = _retry_after(exc)
                 delay = self._backoff(attempt) if delay is None else min(delay, self.backoff_max_s)
                 await asyncio.sleep(delay)
@@ -278,6 +284,5 @@ class LLMClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise LLMError(
-                f"stream broke: {type(exc).__name__}: {exc}", attempts, "".join(received)
-            ) from exc
+            message = self.redact(f"stream broke: {type(exc).__name__}: {exc}")
+            raise LLMError(message, attempts, "".join(received)) from exc

@@ -18,6 +18,7 @@ import streamlit as st
 from app.config import get_settings
 from app.corpus.models import ROLE_LABELS, Role
 from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, Mode
+from app.llm.redact import redact
 from app.retrieval.selector import SelectionError
 from app.services import Foundation, build_engine, grader_label, shared_foundation
 from app.speech import (
@@ -61,6 +62,14 @@ def engine() -> InterviewEngine:
 
 def notify(message: str) -> None:
     st.session_state["_notice"] = message
+
+
+def error_text(error: BaseException | str) -> str:
+    """An error for the page: without any key (the one typed in the sidebar too), as text."""
+    configured = get_settings().llm_api_key
+    typed = str(st.session_state.get("api_key") or "")
+    secrets = [typed, configured.get_secret_value() if configured else None]
+    return as_text(redact(str(error), secrets))
 
 
 # -- callbacks: each changes state through the engine, then Streamlit redraws -------------
@@ -206,7 +215,7 @@ def sidebar(found: Foundation) -> None:
             disabled=not st.session_state.get("topics"),
         )
         if found.index_error:
-            st.caption(f"Semantic follow-ups are off: {found.index_error}")
+            st.caption(f"Semantic follow-ups are off: {error_text(found.index_error)}")
         st.divider()
         st.radio("Page", PAGES, key="page")
 
@@ -228,7 +237,7 @@ def voice_answer(current: InterviewEngine, session_id: str, position: int) -> No
                     prompt = initial_prompt(current.current_item(session_id))
                     result = transcriber().transcribe(audio_bytes, prompt)
             except (TranscriptionError, EngineError) as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
                 return
             st.session_state["_audio_digest"] = digest
             st.session_state["transcript"] = result.text
@@ -373,12 +382,12 @@ def main() -> None:
     try:
         found = foundation()
     except Exception as exc:  # a broken corpus or unreadable database: say what and where
-        st.error(f"The app could not start: {exc}")
+        st.error(f"The app could not start: {error_text(exc)}")
         st.stop()
     sidebar(found)
     notice = st.session_state.pop("_notice", None)
     if notice:
-        st.warning(notice)
+        st.warning(error_text(notice))
     if st.session_state.get("page", "Interview") == "History":
         history_page(found)
     else:

@@ -52,7 +52,8 @@ def _show_feedback(out: TextIO, view: SessionView, position: int) -> None:
         bar = "#" * round(criterion.score) + "." * (5 - round(criterion.score))
         lines.append(f"  [{bar}] {criterion.name} {criterion.score:.1f}")
     for found in evaluation.misconceptions:
-        lines.append(f"  Misconception: {found.claim}")
+        label = "Misconception" if found.verified else "Possible misconception (not scored)"
+        lines.append(f"  {label}: {found.claim}")
     lines.append(evaluation.coaching)
     _say(out, "Feedback", "\n".join(lines))
 

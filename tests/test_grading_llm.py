@@ -352,3 +352,48 @@ def test_an_echoed_key_reaches_neither_the_database_nor_the_card(
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.sqlite3*"))
     assert key.encode() not in stored
     assert b"Incorrect API key provided" in stored
+
+
+def test_only_verified_misconceptions_cost_points(
+    openai_server: OpenAIStubServer, item: InterviewItem, offline: OfflineGrader
+) -> None:
+    """Claims that are not the question's and whose quote is not in the answer are shown as
+    unverified and cost nothing; a listed one, or one quoted verbatim, costs a point."""
+    invented = [
+        {"claim": "Semaphores leak memory", "evidence": "words never said", "correction": "No."},
+        {"claim": "Backoff is pointless", "evidence": "", "correction": "It is not."},
+    ]
+    quoted = {
+        "claim": "Retrying every 429 is always safe",
+        "evidence": "retry 429s with exponential backoff",
+        "correction": "Only idempotent calls.",
+    }
+    listed = {"claim": item.misconceptions[0].claim, "evidence": "", "correction": ""}
+    openai_server.queue(
+        Reply(content=grade_reply(item, score=3, misconceptions=invented)),
+        Reply(content=grade_reply(item, score=3, misconceptions=[*invented, quoted, listed])),
+    )
+    grader = make_grader(openai_server.base_url, offline)
+    unverified = grade(grader, item)
+    assert unverified.overall == 3.0
+    assert [m.verified for m in unverified.misconceptions] == [False, False]
+    mixed = grade(grader, item)
+    assert mixed.overall == 1.0
+    assert [m.verified for m in mixed.misconceptions] == [False, False, True, True]
+
+
+def test_scores_without_verbatim_evidence_are_capped(
+    openai_server: OpenAIStubServer, item: InterviewItem, offline: OfflineGrader
+) -> None:
+    from app.grading.scoring import UNEVIDENCED_SCORE_CAP
+
+    every_five = json.loads(grade_reply(item, score=5))
+    for criterion in every_five["criteria"]:
+        criterion["evidence"] = ["a quote the answer never contained"]
+    every_five["criteria"][0]["evidence"] = ["cap in-flight calls with an asyncio.Semaphore"]
+    openai_server.queue(Reply(content=json.dumps(every_five)))
+    evaluation = grade(make_grader(openai_server.base_url, offline), item)
+    first, *rest = evaluation.criteria
+    assert first.score == 5  # backed by a verbatim quote
+    assert rest and all(c.score == UNEVIDENCED_SCORE_CAP for c in rest)
+    assert evaluation.overall < 4 and "unverified_scores" in evaluation.flags

@@ -22,6 +22,7 @@ from app.grading.base import ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
 from app.grading.models import DetectedMisconception, Evaluation, GraderRun
 from app.grading.offline import OfflineGrader
+from app.grading.scoring import UNEVIDENCED_SCORE_CAP
 from app.llm import LLMClient, LLMError, LLMReply, Message
 from app.prompts import Prompt, load_prompt
 
@@ -238,7 +239,16 @@ class LLMGrader:
             completion_tokens=sum(completion_tokens) if completion_tokens else None,
             cost_usd=sum(costs) if costs else None,
         )
-        return assemble(item, answer, proposed, misconceptions, parsed.coaching, run, flags)
+        return assemble(
+            item,
+            answer,
+            proposed,
+            misconceptions,
+            parsed.coaching,
+            run,
+            flags,
+            evidence_cap=UNEVIDENCED_SCORE_CAP,
+        )
 
     async def stream_feedback(
         self, item: InterviewItem, evaluation: Evaluation
@@ -256,7 +266,9 @@ class LLMGrader:
                     level_label=evaluation.level_label,
                     criteria=criteria,
                     missed=json.dumps(evaluation.missed_key_points[:5]),
-                    misconceptions=json.dumps([m.claim for m in evaluation.misconceptions]),
+                    misconceptions=json.dumps(
+                        [m.claim for m in evaluation.misconceptions if m.verified]
+                    ),
                     coaching=evaluation.coaching,
                 ),
             },

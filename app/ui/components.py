@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from app.grading.models import Evaluation
+from app.grading.scoring import UNEVIDENCED_SCORE_CAP
 from app.interview.engine import TurnView
 from app.interview.report import Report, report_json, report_markdown
 from app.ui.safe import as_text, safe_markdown
@@ -51,9 +52,17 @@ def render_evaluation(evaluation: Evaluation, reference_answer: str | None, key:
                 else ""
             )
             claim, correction = as_text(found.claim), as_text(found.correction or "")
-            st.error(f"Misconception: {claim}.{evidence} {correction}")
+            if found.verified:
+                st.error(f"Misconception: {claim}.{evidence} {correction}")
+            else:  # not the question's, and not quoted from the answer: no points taken
+                st.warning(f"Possible misconception (not scored): {claim}. {correction}")
         if "injection_attempt" in evaluation.flags:
             st.warning("Text addressed to the grader was ignored.")
+        if "unverified_scores" in evaluation.flags:
+            st.caption(
+                "A criterion the grader backed with no quote from your answer counts "
+                f"{UNEVIDENCED_SCORE_CAP:g}/5 at most."
+            )
         st.info(as_text(evaluation.coaching))
         if reference_answer:
             with st.expander("Model answer"):

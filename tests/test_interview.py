@@ -447,3 +447,24 @@ def test_chat_command_runs_offline_end_to_end(settings) -> None:  # type: ignore
         check=False,
     )
     assert bad.returncode == 2 and "unknown topic" in bad.stderr
+
+
+def test_chat_command_replaces_invalid_utf8_and_keeps_going(settings) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "INTERVIEWER_DATA_DIR": str(settings.data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "chat", "--topics", "etl", "--length", "3", "--seed", "4"],
+        input=b"A generator streams rows \xff\xfe lazily.\n\n/skip\nNo idea.\n\n",
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert "# Interview report" in result.stdout.decode()
+    store = Store(settings.database_path)
+    (session,) = store.list_sessions()
+    answers = [t.answer_text for t in store.turns(session.id)]
+    store.close()
+    assert answers[0] == "A generator streams rows \ufffd\ufffd lazily."
+    assert answers[2] == "No idea."

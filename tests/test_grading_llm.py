@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from app.llm import LLMClient
 from app.services import Foundation, build_engine
 from app.store import Store
 from app.testing.local import free_port
-from app.testing.openai_server import OpenAIStubServer, Reply
+from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 from .conftest import echoing_401
 
@@ -397,3 +398,71 @@ def test_scores_without_verbatim_evidence_are_capped(
     assert first.score == 5  # backed by a verbatim quote
     assert rest and all(c.score == UNEVIDENCED_SCORE_CAP for c in rest)
     assert evaluation.overall < 4 and "unverified_scores" in evaluation.flags
+
+
+def test_model_written_fields_are_capped(
+    foundation: Foundation, tmp_path: Path, item: InterviewItem
+) -> None:
+    """A model that writes megabytes: every field it wrote is stored cut at its cap, and the
+    coaching, streamed feedback and interviewer phrasing say they were cut."""
+    from app import limits
+
+    huge, long = "x" * 2_000_000, "y" * 10_000
+
+    def responder(request: RecordedRequest) -> Reply:
+        content = request.body["messages"][-1]["content"]
+        if request.body.get("stream"):
+            return Reply(stream_chunks=["Solid. ", huge[:100_000], huge[:100_000]])
+        if "Next question to ask" in content:
+            question = content.split("Next question to ask", 1)[1].split(":\n", 1)[1]
+            return Reply(content=f"Next. {question} {huge}")
+        criteria = re.findall(r"criterion_id: (\S+)", content)
+        quote = "I'd use a semaphore"
+        return Reply(
+            content=json.dumps(
+                {
+                    "criteria": [
+                        {
+                            "criterion_id": c,
+                            "reasoning": huge,
+                            "evidence": [quote] * 100,
+                            "missed_key_points": [long] * 100,
+                            "score": 3,
+                        }
+                        for c in criteria
+                    ],
+                    "misconceptions": [{"claim": long, "evidence": quote, "correction": long}]
+                    * 100,
+                    "coaching": huge,
+                    "injection_detected": False,
+                }
+            )
+        )
+
+    with OpenAIStubServer(responder=responder) as server:
+        store = Store(tmp_path / "history.sqlite3")
+        own = Foundation(**{**foundation.__dict__, "store": store})
+        engine = build_engine(own, model="openai/stub-model", api_key="k", api_base=server.base_url)
+        setup = InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3)
+        view = engine.start(setup, "llm", "stub")
+        view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
+        feedback = "".join(engine.stream_feedback(view.session.id, 0))
+        stored = store.get_turn(view.session.id, 0).evaluation
+        phrasing = store.get_turn(view.session.id, 1).question_text
+        store.close()
+    assert stored is not None and not stored.is_fallback
+    assert len(stored.coaching) <= limits.MAX_COACHING_CHARS
+    assert stored.coaching.endswith(limits.TRUNCATION_MARK)
+    for criterion in stored.criteria:
+        assert len(criterion.justification) <= limits.MAX_JUSTIFICATION_CHARS
+        assert len(criterion.evidence) <= limits.MAX_QUOTES
+        assert len(criterion.missed_key_points) <= limits.MAX_MISSED_POINTS
+        assert all(len(p) <= limits.MAX_MISSED_POINT_CHARS for p in criterion.missed_key_points)
+    assert len(stored.misconceptions) <= limits.MAX_MISCONCEPTIONS
+    for found in stored.misconceptions:
+        assert len(found.claim) <= limits.MAX_CLAIM_CHARS
+        assert len(found.correction or "") <= limits.MAX_CORRECTION_CHARS
+    assert feedback.startswith("Solid. ") and feedback.endswith(limits.TRUNCATION_MARK)
+    assert len(feedback) <= limits.MAX_FEEDBACK_CHARS
+    assert len(phrasing) <= limits.MAX_PHRASING_CHARS and huge[:1000] not in phrasing
+    assert (tmp_path / "history.sqlite3").stat().st_size < 1_000_000

@@ -15,7 +15,7 @@ import email.utils
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,7 +261,7 @@ class LLMClient:
 
     async def stream(
         self, messages: Sequence[Message], *, temperature: float = 0.3
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Text deltas as they arrive. Retries only before the first delta; a stream that
         breaks later raises :class:`LLMError` carrying the text received so far."""
         litellm = _litellm()

@@ -52,7 +52,8 @@ def _show_feedback(out: TextIO, view: SessionView, position: int) -> None:
         bar = "#" * round(criterion.score) + "." * (5 - round(criterion.score))
         lines.append(f"  [{bar}] {criterion.name} {criterion.score:.1f}")
     for found in evaluation.misconceptions:
-        lines.append(f"  Misconception: {found.claim}")
+        label = "Misconception" if found.verified else "Possible misconception (not scored)"
+        lines.append(f"  {label}: {found.claim}")
     lines.append(evaluation.coaching)
     _say(out, "Feedback", "\n".join(lines))
 
@@ -92,22 +93,24 @@ def run_chat(
         if entry is None:
             _say(out, "Interviewer", f"Paused. Resume with: interviewer chat --resume {session_id}")
             return session_id
+        position = current.position
         try:
             if entry == "/hint":
-                _say(out, "Interviewer", engine.hint(session_id))
+                _say(out, "Interviewer", engine.hint(session_id, position=position))
                 continue
             if entry == "/repeat":
                 _say(out, "Interviewer", engine.repeat(session_id))
                 continue
             if entry == "/skip":
-                view = engine.skip(session_id)
+                view = engine.skip(session_id, position=position)
                 continue
             if entry == "/end":
                 view = engine.finish(session_id)
                 break
-            view = engine.submit_answer(session_id, entry)
-        except EngineError as exc:
+            view = engine.submit_answer(session_id, entry, position=position)
+        except EngineError as exc:  # e.g. answered in another window: show where it is now
             _say(out, "Interviewer", str(exc))
+            view = engine.view(session_id)
             continue
         if view.show_feedback:
             _show_feedback(out, view, current.position)

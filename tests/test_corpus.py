@@ -104,7 +104,7 @@ def test_bad_yaml_names_file_and_line(tmp_path: Path, valid_pair: list[dict[str,
     _, issues = check_corpus(tmp_path)
     assert len(issues) == 1
     assert issues[0].path == path
-    assert issues[0].line in (6, 7)
+    assert issues[0].line == 6
     assert "invalid YAML" in issues[0].message
     assert str(issues[0]).startswith(f"{path}:{issues[0].line}: ")
 
@@ -113,9 +113,12 @@ def test_unknown_field_points_at_the_key(tmp_path: Path, valid_pair: list[dict[s
     valid_pair[1]["colour"] = "blue"
     path = _write(tmp_path, valid_pair)
     _, issues = check_corpus(tmp_path)
-    assert [i.line for i in issues] == [_line_of(path, "colour: blue")]
-    assert "unknown field 'questions[1].colour'" in issues[0].message
-    assert "asyncio-cancellation-semantics" in issues[0].message
+    unknown, follow_up = sorted(issues, key=lambda i: "follow-up" in i.message)
+    assert unknown.line == _line_of(path, "colour: blue")
+    assert "unknown field 'questions[1].colour'" in unknown.message
+    assert "asyncio-cancellation-semantics" in unknown.message
+    # the other question's follow-up into the invalid one says so, once
+    assert "refers to 'asyncio-cancellation-semantics', which has errors" in follow_up.message
 
 
 def test_missing_rubric_is_reported(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
@@ -222,3 +225,48 @@ def test_low_coverage_fails_unless_allowed(
     assert main(["corpus", "check", "--corpus-dir", str(tmp_path)]) == 1
     assert "coverage:" in capsys.readouterr().err
     assert main(["corpus", "check", "--corpus-dir", str(tmp_path), "--allow-low-coverage"]) == 0
+
+
+def test_one_broken_question_does_not_hide_its_file(tmp_path: Path) -> None:
+    """A question with an error is reported and skipped; the rest of its file still loads,
+    so follow-ups into it from elsewhere resolve, and only refs to the broken one are named."""
+    shutil.copytree(REPO_DIR / "corpus", tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "asyncio.yaml"
+    text = path.read_text()
+    start = text.index("- id: asyncio-timeouts\n")
+    at = text.index("  difficulty: ", start)
+    end = text.index("\n", at)
+    path.write_text(text[:at] + "  difficulty: 9" + text[end:])
+    broken_line = text[:at].count("\n") + 1
+    _, issues = check_corpus(tmp_path)
+    real = [i for i in issues if "follow-up" not in i.message]
+    assert [(i.path, i.line) for i in real] == [(path, broken_line)]
+    assert real[0].message.startswith("question 'asyncio-timeouts': ")
+    assert "difficulty: Input should be less than or equal to 5" in real[0].message
+    follow_ups = [i for i in issues if "follow-up" in i.message]
+    assert follow_ups, "llm-flaky-endpoint-retries refers to asyncio-timeouts"
+    for issue in follow_ups:
+        assert "follow-up refers to 'asyncio-timeouts', which has errors" in issue.message
+    referring = {
+        q.id
+        for q in check_corpus(REPO_DIR / "corpus")[0].questions.values()  # type: ignore[union-attr]
+        for f in q.follow_ups
+        if f.ref == "asyncio-timeouts"
+    }
+    assert len(follow_ups) == len(referring)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: x\nnote: one\nbroken key\ntopics: []\n", 3),  # a key without its colon
+        ("version: x\ntopics: [\n", 2),  # a flow list never closed
+        ('version: x\nnote: "never closed\ntopics: []\n', 2),  # a quote never closed
+        ("version: x\ntopics:\n  - a\n - b\n", 4),  # bad indentation
+    ],
+)
+def test_yaml_errors_point_at_the_line_at_fault(tmp_path: Path, text: str, line: int) -> None:
+    (tmp_path / "topics.yaml").write_text(text)
+    _, issues = check_corpus(tmp_path)
+    yaml_issues = [i for i in issues if "invalid YAML" in i.message]
+    assert [i.line for i in yaml_issues] == [line], yaml_issues

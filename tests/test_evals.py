@@ -203,6 +203,31 @@ def test_eval_command_writes_the_report_files(tmp_path: Path, small_items: list[
     assert main(["eval", "compare", str(out), str(out)]) == 0
 
 
+def test_a_lone_surrogate_does_not_sink_the_run(tmp_path: Path, corpus: Corpus) -> None:
+    """A JSON "\\ud800" escape decodes to a code point no encoder takes, and bytes that are
+    not UTF-8 cannot be decoded: both become U+FFFD, and every item is graded and cached."""
+    question = {
+        "question": "What does asyncio.Semaphore(10) do?",
+        "reference_answer": "It lets at most ten tasks hold it at once; the rest wait.",
+    }
+    answers = ["At most ten tasks at once.", "At most ten \ud800 tasks.", "No idea."]
+    lines = [
+        json.dumps({"id": f"item-{n}", **question, "answer": a, "human_score": 3}).encode()
+        for n, a in enumerate(answers)
+    ]
+    dataset = tmp_path / "items.jsonl"
+    dataset.write_bytes(b"\n".join(lines).replace(b"No idea.", b"No \xff idea.") + b"\n")
+    assert b"\\ud800" in dataset.read_bytes()
+    items = load_jsonl(dataset)
+    assert [i.answer for i in items[1:]] == ["At most ten \ufffd tasks.", "No \ufffd idea."]
+    cache = EvalCache(tmp_path / "cache.sqlite3")
+    result = run_eval(
+        OfflineGrader(REPO_DIR / "prompts"), items, corpus, cache=cache, with_baseline=False
+    )
+    assert result.errors == []
+    assert [p.item_id for p in result.predictions] == ["item-0", "item-1", "item-2"]
+
+
 def test_compare_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert main(["eval", "compare", str(tmp_path), str(tmp_path)]) == 2
 

@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import aio
 from app.config import REPO_DIR
-from app.corpus import Corpus
+from app.corpus import Corpus, Role
 from app.corpus.items import InterviewItem, item_from_question
 from app.grading import grade_many
 from app.grading.llm_grader import LLMGrader, fence_answer
 from app.grading.models import Evaluation
 from app.grading.offline import OfflineGrader
+from app.interview.engine import InterviewSetup
 from app.llm import LLMClient
+from app.services import Foundation, build_engine
+from app.store import Store
 from app.testing.local import free_port
-from app.testing.openai_server import OpenAIStubServer, Reply
+from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
+
+from .conftest import echoing_401
 
 ANSWER = (
     "I would share one httpx.AsyncClient, cap in-flight calls with an asyncio.Semaphore, "
@@ -298,3 +305,164 @@ def test_streamed_feedback_and_truncated_stream(
 def test_client_never_shows_the_key() -> None:
     client = LLMClient("openai/x", api_key="sk-secret-123")
     assert "sk-secret" not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Incorrect API key provided: Bearer sk-proj-Ab3dEf6hIj9kLm2nOp5q.", "Incorrect API key"),
+        ('{"Authorization": "Basic dXNlcjpwYXNz", "x-api-key": "k-2f9a8b7c"}', "Authorization"),
+        ("api_key=hunter2hunter2 then 'api_key': 'zz-top-secret-9'", "then"),
+        ("calling https://g.example/v1?key=AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "calling"),
+        ("anthropic said: invalid x-api-key sk-ant-api03-AbCdEfGhIjKlMnOp", "anthropic said"),
+    ],
+)
+def test_redact_removes_keys_and_credentials(text: str, kept: str) -> None:
+    from app.llm.redact import REDACTED, redact
+
+    cleaned = redact(text)
+    assert REDACTED in cleaned and kept in cleaned
+    for secret in ("Ab3dEf6h", "dXNlcjpw", "2f9a8b7c", "hunter2", "zz-top", "AIzaSy", "AbCdEfGh"):
+        assert secret not in cleaned
+    assert redact("my key is plainkeyvalue", ["plainkeyvalue"]) == f"my key is {REDACTED}"
+    assert redact("give it at most 5 retries and a secret sauce") == (
+        "give it at most 5 retries and a secret sauce"
+    )
+
+
+def test_an_echoed_key_reaches_neither_the_database_nor_the_card(
+    foundation: Foundation, tmp_path: Path
+) -> None:
+    """A 401 that echoes the key: the fallback reason says why, without the key, and no
+    byte of the SQLite files (database and WAL) holds it."""
+    key = "an-own-deployment-key-7f3a9c"  # not key-shaped: found because it is configured
+    with OpenAIStubServer(responder=echoing_401) as server:
+        store = Store(tmp_path / "history.sqlite3")
+        own = Foundation(**{**foundation.__dict__, "store": store})
+        engine = build_engine(own, model="openai/stub-model", api_key=key, api_base=server.base_url)
+        view = engine.start(
+            InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3), "llm", "stub"
+        )
+        view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
+        evaluation = view.turns[0].evaluation
+        assert evaluation is not None and evaluation.is_fallback
+        reason = evaluation.grader.fallback_reason or ""
+        assert "Incorrect API key provided" in reason and key not in reason
+        assert server.chat_requests(), "the grader must have called the server"
+        store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.sqlite3*"))
+    assert key.encode() not in stored
+    assert b"Incorrect API key provided" in stored
+
+
+def test_only_verified_misconceptions_cost_points(
+    openai_server: OpenAIStubServer, item: InterviewItem, offline: OfflineGrader
+) -> None:
+    """Claims that are not the question's and whose quote is not in the answer are shown as
+    unverified and cost nothing; a listed one, or one quoted verbatim, costs a point."""
+    invented = [
+        {"claim": "Semaphores leak memory", "evidence": "words never said", "correction": "No."},
+        {"claim": "Backoff is pointless", "evidence": "", "correction": "It is not."},
+    ]
+    quoted = {
+        "claim": "Retrying every 429 is always safe",
+        "evidence": "retry 429s with exponential backoff",
+        "correction": "Only idempotent calls.",
+    }
+    listed = {"claim": item.misconceptions[0].claim, "evidence": "", "correction": ""}
+    openai_server.queue(
+        Reply(content=grade_reply(item, score=3, misconceptions=invented)),
+        Reply(content=grade_reply(item, score=3, misconceptions=[*invented, quoted, listed])),
+    )
+    grader = make_grader(openai_server.base_url, offline)
+    unverified = grade(grader, item)
+    assert unverified.overall == 3.0
+    assert [m.verified for m in unverified.misconceptions] == [False, False]
+    mixed = grade(grader, item)
+    assert mixed.overall == 1.0
+    assert [m.verified for m in mixed.misconceptions] == [False, False, True, True]
+
+
+def test_scores_without_verbatim_evidence_are_capped(
+    openai_server: OpenAIStubServer, item: InterviewItem, offline: OfflineGrader
+) -> None:
+    from app.grading.scoring import UNEVIDENCED_SCORE_CAP
+
+    every_five = json.loads(grade_reply(item, score=5))
+    for criterion in every_five["criteria"]:
+        criterion["evidence"] = ["a quote the answer never contained"]
+    every_five["criteria"][0]["evidence"] = ["cap in-flight calls with an asyncio.Semaphore"]
+    openai_server.queue(Reply(content=json.dumps(every_five)))
+    evaluation = grade(make_grader(openai_server.base_url, offline), item)
+    first, *rest = evaluation.criteria
+    assert first.score == 5  # backed by a verbatim quote
+    assert rest and all(c.score == UNEVIDENCED_SCORE_CAP for c in rest)
+    assert evaluation.overall < 4 and "unverified_scores" in evaluation.flags
+
+
+def test_model_written_fields_are_capped(
+    foundation: Foundation, tmp_path: Path, item: InterviewItem
+) -> None:
+    """A model that writes megabytes: every field it wrote is stored cut at its cap, and the
+    coaching, streamed feedback and interviewer phrasing say they were cut."""
+    from app import limits
+
+    huge, long = "x" * 2_000_000, "y" * 10_000
+
+    def responder(request: RecordedRequest) -> Reply:
+        content = request.body["messages"][-1]["content"]
+        if request.body.get("stream"):
+            return Reply(stream_chunks=["Solid. ", huge[:100_000], huge[:100_000]])
+        if "Next question to ask" in content:
+            question = content.split("Next question to ask", 1)[1].split(":\n", 1)[1]
+            return Reply(content=f"Next. {question} {huge}")
+        criteria = re.findall(r"criterion_id: (\S+)", content)
+        quote = "I'd use a semaphore"
+        return Reply(
+            content=json.dumps(
+                {
+                    "criteria": [
+                        {
+                            "criterion_id": c,
+                            "reasoning": huge,
+                            "evidence": [quote] * 100,
+                            "missed_key_points": [long] * 100,
+                            "score": 3,
+                        }
+                        for c in criteria
+                    ],
+                    "misconceptions": [{"claim": long, "evidence": quote, "correction": long}]
+                    * 100,
+                    "coaching": huge,
+                    "injection_detected": False,
+                }
+            )
+        )
+
+    with OpenAIStubServer(responder=responder) as server:
+        store = Store(tmp_path / "history.sqlite3")
+        own = Foundation(**{**foundation.__dict__, "store": store})
+        engine = build_engine(own, model="openai/stub-model", api_key="k", api_base=server.base_url)
+        setup = InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3)
+        view = engine.start(setup, "llm", "stub")
+        view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
+        feedback = "".join(engine.stream_feedback(view.session.id, 0))
+        stored = store.get_turn(view.session.id, 0).evaluation
+        phrasing = store.get_turn(view.session.id, 1).question_text
+        store.close()
+    assert stored is not None and not stored.is_fallback
+    assert len(stored.coaching) <= limits.MAX_COACHING_CHARS
+    assert stored.coaching.endswith(limits.TRUNCATION_MARK)
+    for criterion in stored.criteria:
+        assert len(criterion.justification) <= limits.MAX_JUSTIFICATION_CHARS
+        assert len(criterion.evidence) <= limits.MAX_QUOTES
+        assert len(criterion.missed_key_points) <= limits.MAX_MISSED_POINTS
+        assert all(len(p) <= limits.MAX_MISSED_POINT_CHARS for p in criterion.missed_key_points)
+    assert len(stored.misconceptions) <= limits.MAX_MISCONCEPTIONS
+    for found in stored.misconceptions:
+        assert len(found.claim) <= limits.MAX_CLAIM_CHARS
+        assert len(found.correction or "") <= limits.MAX_CORRECTION_CHARS
+    assert feedback.startswith("Solid. ") and feedback.endswith(limits.TRUNCATION_MARK)
+    assert len(feedback) <= limits.MAX_FEEDBACK_CHARS
+    assert len(phrasing) <= limits.MAX_PHRASING_CHARS and huge[:1000] not in phrasing
+    assert (tmp_path / "history.sqlite3").stat().st_size < 1_000_000

@@ -22,6 +22,8 @@ from app.interview.report import report_json, report_markdown
 from app.retrieval.selector import SelectionError
 from app.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 
+from .conftest import first_open_race
+
 SETUP = InterviewSetup(role=Role.BACKEND, topics=["asyncio", "exceptions"], length=3, seed=5)
 
 
@@ -53,6 +55,18 @@ def test_store_migrates_a_first_release_database(tmp_path: Path) -> None:
     store.record_event("old1", None, "note", "works after the upgrade")
     assert store.events("old1")[0].text == "works after the upgrade"
     store.close()
+
+
+def test_two_processes_can_create_the_database_at_once(tmp_path: Path) -> None:
+    """Two first starts on an empty data dir: both must open it (no 'table already exists')."""
+    errors = first_open_race(
+        tmp_path,
+        "from app.store import SCHEMA_VERSION, Store",
+        "store = Store(data_dir / 'interviews.sqlite3'); "
+        "assert store.schema_version == SCHEMA_VERSION; store.close()",
+        rounds=12,
+    )
+    assert errors == []
 
 
 def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -97,17 +111,17 @@ def test_practice_session_full_cycle(offline_engine: InterviewEngine) -> None:
     assert view.current is not None and view.current.status == "asked"
     assert not view.finished and view.show_feedback
     first_item = offline_engine.current_item(view.session.id)
-    view = offline_engine.submit_answer(view.session.id, first_item.reference_answer)
+    view = offline_engine.submit_answer(view.session.id, first_item.reference_answer, position=0)
     graded = view.turns[0]
     assert graded.status == "graded" and graded.evaluation is not None
     assert graded.score is not None and graded.score >= 3.0
     assert graded.reference_answer == first_item.reference_answer
     assert view.current is not None and view.current.position == 1
-    view = offline_engine.submit_answer(view.session.id, "I am not sure.")
-    view = offline_engine.submit_answer(view.session.id, "")
+    view = offline_engine.submit_answer(view.session.id, "I am not sure.", position=1)
+    view = offline_engine.submit_answer(view.session.id, "", position=2)
     assert view.finished and view.current is None and view.closing_text
     with pytest.raises(EngineError, match="finished"):
-        offline_engine.submit_answer(view.session.id, "late")
+        offline_engine.submit_answer(view.session.id, "late", position=3)
     report = offline_engine.report(view.session.id)
     assert report.answered == 3 and report.overall is not None
     assert report.gaps, "the weak answers must show up as gaps"
@@ -119,7 +133,7 @@ def test_practice_session_full_cycle(offline_engine: InterviewEngine) -> None:
 
 def test_mock_mode_holds_feedback_until_the_end(offline_engine: InterviewEngine) -> None:
     view = start(offline_engine, SETUP.model_copy(update={"mode": Mode.MOCK}))
-    view = offline_engine.submit_answer(view.session.id, "An answer.")
+    view = offline_engine.submit_answer(view.session.id, "An answer.", position=0)
     assert not view.show_feedback
     assert view.turns[0].evaluation is None and view.turns[0].score is None
     assert view.turns[0].reference_answer is None
@@ -133,7 +147,7 @@ def test_skip_repeat_and_hints(offline_engine: InterviewEngine) -> None:
     session_id = view.session.id
     question = offline_engine.current_item(session_id).question
     assert question in offline_engine.repeat(session_id)
-    hints = [offline_engine.hint(session_id) for _ in range(MAX_HINTS + 1)]
+    hints = [offline_engine.hint(session_id, position=0) for _ in range(MAX_HINTS + 1)]
     names = [
         c.name[:1].lower() + c.name[1:]
         for c in offline_engine.current_item(session_id).rubric.criteria
@@ -144,11 +158,11 @@ def test_skip_repeat_and_hints(offline_engine: InterviewEngine) -> None:
     view = offline_engine.view(session_id)
     assert view.current is not None and len(view.current.hints) == MAX_HINTS
     answer = offline_engine.current_item(session_id).reference_answer
-    view = offline_engine.submit_answer(session_id, answer)
+    view = offline_engine.submit_answer(session_id, answer, position=0)
     turn = view.turns[0]
     assert turn.evaluation is not None and turn.score is not None
     assert turn.score == pytest.approx(max(0, turn.evaluation.overall - MAX_HINTS * HINT_PENALTY))
-    view = offline_engine.skip(session_id)
+    view = offline_engine.skip(session_id, position=1)
     assert view.turns[1].status == "skipped"
     events = [e.kind for e in offline_engine.store.events(session_id)]
     assert events.count("hint") == MAX_HINTS and "repeat" in events and "skip" in events
@@ -159,7 +173,7 @@ def test_skip_repeat_and_hints(offline_engine: InterviewEngine) -> None:
 def test_follow_up_after_a_weak_answer(offline_engine: InterviewEngine) -> None:
     setup = InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=4, seed=2)
     view = start(offline_engine, setup)
-    view = offline_engine.submit_answer(view.session.id, "I'd just use gather.")
+    view = offline_engine.submit_answer(view.session.id, "I'd just use gather.", position=0)
     assert view.current is not None
     assert view.current.follow_up or "down" in view.current.reason.lower()
 
@@ -192,9 +206,70 @@ def test_resume_after_a_crash_between_saving_and_grading(offline_engine: Intervi
     reopened.close()
 
 
+def second_window(engine: InterviewEngine) -> InterviewEngine:
+    """The same session open elsewhere: another engine on its own connection to the file."""
+    return InterviewEngine(
+        engine.corpus, engine.selector, engine.grader, engine.interviewer, Store(engine.store.path)
+    )
+
+
+def test_an_answer_from_a_stale_window_is_refused(offline_engine: InterviewEngine) -> None:
+    """A answers question 2 while B still shows it: B's answer must not land on question 3."""
+    session_id = start(offline_engine).session.id
+    window_a, window_b = offline_engine, second_window(offline_engine)
+    window_a.submit_answer(session_id, "First answer from A.", position=0)
+    shown_in_b = window_b.view(session_id).current
+    assert shown_in_b is not None and shown_in_b.position == 1
+    window_a.submit_answer(session_id, "Second answer from A.", position=1)
+    with pytest.raises(EngineError, match="question 2 was already answered in another window"):
+        window_b.submit_answer(session_id, "B answers what it shows.", position=1)
+    for action in (window_b.skip, window_b.hint):
+        with pytest.raises(EngineError, match="reload to see question 3"):
+            action(session_id, position=1)
+    turns = offline_engine.store.turns(session_id)
+    assert turns[1].answer_text == "Second answer from A."
+    assert turns[2].status == "asked" and turns[2].answer_text is None and turns[2].hints == 0
+    window_b.store.close()
+
+
+def test_terminal_chat_refuses_a_stale_answer_and_shows_the_new_question(
+    offline_engine: InterviewEngine,
+) -> None:
+    from app.chat import run_chat
+
+    session_id = start(offline_engine).session.id
+    other = second_window(offline_engine)
+
+    class AnsweredElsewhere(io.StringIO):
+        """Input whose first line is typed after another window answered question 1."""
+
+        def readline(self, size: int | None = -1) -> str:
+            if self.tell() == 0:
+                other.submit_answer(session_id, "Answered in the other window.", position=0)
+            return super().readline(size)
+
+    out = io.StringIO()
+    run_chat(
+        offline_engine,
+        None,
+        resume=session_id,
+        stdin=AnsweredElsewhere("Typed for question 1.\n\n"),
+        out=out,
+    )
+    text = " ".join(out.getvalue().split())
+    refused = text.find("question 1 was already answered in another window")
+    turns = offline_engine.store.turns(session_id)
+    assert turns[0].answer_text == "Answered in the other window."
+    assert all(t.answer_text != "Typed for question 1." for t in turns)
+    # the chat moves on to the question the other window is now on
+    next_question = " ".join(turns[1].question_text.split())
+    assert 0 <= refused < text.find(next_question)
+    other.store.close()
+
+
 def test_history_delete_and_trend(offline_engine: InterviewEngine) -> None:
     one = start(offline_engine)
-    offline_engine.submit_answer(one.session.id, "Some answer about asyncio tasks.")
+    offline_engine.submit_answer(one.session.id, "Some answer about asyncio tasks.", position=0)
     two = start(offline_engine)
     assert {s.id for s in offline_engine.sessions()} == {one.session.id, two.session.id}
     trend = offline_engine.score_trend()
@@ -261,7 +336,8 @@ KILL_SCRIPT = textwrap.dedent(
                         "offline", None)
     print(view.session.id, flush=True)
     for number in range(1000):
-        engine.submit_answer(view.session.id, f"answer number {number} about asyncio tasks")
+        engine.submit_answer(view.session.id, f"answer number {number} about asyncio tasks",
+                             position=number)
         print(f"submitted {number}", flush=True)
     """
 )
@@ -371,3 +447,24 @@ def test_chat_command_runs_offline_end_to_end(settings) -> None:  # type: ignore
         check=False,
     )
     assert bad.returncode == 2 and "unknown topic" in bad.stderr
+
+
+def test_chat_command_replaces_invalid_utf8_and_keeps_going(settings) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "INTERVIEWER_DATA_DIR": str(settings.data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "chat", "--topics", "etl", "--length", "3", "--seed", "4"],
+        input=b"A generator streams rows \xff\xfe lazily.\n\n/skip\nNo idea.\n\n",
+        capture_output=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert "# Interview report" in result.stdout.decode()
+    store = Store(settings.database_path)
+    (session,) = store.list_sessions()
+    answers = [t.answer_text for t in store.turns(session.id)]
+    store.close()
+    assert answers[0] == "A generator streams rows \ufffd\ufffd lazily."
+    assert answers[2] == "No idea."

@@ -27,7 +27,7 @@ from app.retrieval.selector import (
     semantic_search,
 )
 
-from .conftest import make_settings
+from .conftest import first_open_race, make_settings
 
 # Paraphrased questions and typical candidate answers -> the question they are about.
 SEMANTIC_QUERIES: list[tuple[str, str]] = [
@@ -208,6 +208,17 @@ def mode_index(
 
 def _top(index: QuestionIndex, corpus: Corpus, text: str, k: int = 3) -> list[str]:
     return [q.id for q, _ in semantic_search(index, corpus, text, k)]
+
+
+def test_two_processes_can_create_the_index_at_once(tmp_path: Path) -> None:
+    """Two first starts on an empty data dir both open the embedded Chroma index."""
+    errors = first_open_race(
+        tmp_path,
+        "from app.config import Settings\nfrom app.retrieval.index import QuestionIndex",
+        "QuestionIndex.open(Settings(data_dir=data_dir)).count()",
+        rounds=60,
+    )
+    assert errors == []
 
 
 def test_semantic_sanity_recall(mode_index: QuestionIndex, corpus: Corpus) -> None:

@@ -126,6 +126,27 @@ def _validation_issues(
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# Errors about a construct left unfinished (a key with no colon, a quote or a flow list never
+# closed) are only detected at a later line, often the end of the file; the construct
+# starts at the context mark, and that is the line to fix.
+_UNFINISHED = (
+    "while scanning a simple key",
+    "while scanning a quoted scalar",
+    "while parsing a flow",
+)
+
+
+def _yaml_error_line(error: yaml.MarkedYAMLError, text: str) -> int:
+    """The 1-based line to fix (PyYAML's marks are 0-based)."""
+    unfinished = error.context_mark is not None and (error.context or "").startswith(_UNFINISHED)
+    mark = error.context_mark if unfinished else (error.problem_mark or error.context_mark)
+    if mark is None:
+        return 1
+    # A mark at the end of the stream sits after the last line: the fault is on that line.
+    last_line = len(text.rstrip().splitlines()) or 1
+    return min(mark.line + 1, last_line)
+
+
 @dataclass
 class _Parsed:
     path: Path
@@ -141,8 +162,7 @@ def _parse(path: Path) -> tuple[_Parsed | None, list[CorpusIssue]]:
     try:
         root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
+        line = _yaml_error_line(exc, text)
         return None, [CorpusIssue(path, line, f"invalid YAML: {exc.problem or exc}")]
     except yaml.YAMLError as exc:
         return None, [CorpusIssue(path, 1, f"invalid YAML: {exc}")]
@@ -172,18 +192,30 @@ def _load_topics(corpus_dir: Path) -> tuple[TopicsFile | None, list[CorpusIssue]
         return None, issues + _validation_issues(path, parsed.root, exc, [])
 
 
-def _load_topic_file(
-    path: Path, known_topics: dict[str, TopicInfo]
-) -> tuple[list[tuple[Question, yaml.Node]], list[CorpusIssue]]:
+@dataclass
+class _TopicFileResult:
+    located: list[tuple[Question, yaml.Node]]  # the questions that validated, with their nodes
+    unusable: set[str]  # ids of questions that did not (reported in issues)
+    issues: list[CorpusIssue]
+
+
+def _question_index(loc: Sequence[int | str]) -> int | None:
+    """The question an error location is inside, if any: ("questions", 3, ...) -> 3."""
+    if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
+        return loc[1]
+    return None
+
+
+def _load_topic_file(path: Path, known_topics: dict[str, TopicInfo]) -> _TopicFileResult:
+    """One topic file. A question with errors is reported and skipped, not the whole file;
+    an error in the file itself (its topic, its shape) makes every question unusable."""
     parsed, issues = _parse(path)
     if parsed is None:
-        return [], issues
+        return _TopicFileResult([], set(), issues)
     data = parsed.data
     if not isinstance(data, dict):
-        return [], [
-            *issues,
-            CorpusIssue(path, 1, "expected a mapping with `topic` and `questions`"),
-        ]
+        issues.append(CorpusIssue(path, 1, "expected a mapping with `topic` and `questions`"))
+        return _TopicFileResult([], set(), issues)
     topic = data.get("topic")
     if topic != topic_of_file(path):
         node, _ = _node_at(parsed.root, ["topic"])
@@ -209,20 +241,30 @@ def _load_topic_file(
                 question_ids.append(raw.get("id") if isinstance(raw.get("id"), str) else None)
             else:
                 question_ids.append(None)
+    broken: set[int] = set()
     try:
-        topic_file = TopicFile.model_validate(data)
+        TopicFile.model_validate(data)
     except ValidationError as exc:
-        return [], issues + _validation_issues(path, parsed.root, exc, question_ids)
+        issues += _validation_issues(path, parsed.root, exc, question_ids)
+        indexes = [_question_index(e["loc"]) for e in exc.errors()]
+        if None in indexes:  # the file itself is wrong, not just some of its questions
+            return _TopicFileResult([], {q for q in question_ids if q}, issues)
+        broken = {i for i in indexes if i is not None}
     located = []
-    for index, question in enumerate(topic_file.questions):
-        if question.topic != topic_file.topic:
+    assert isinstance(raw_questions, list)  # validated above
+    for index, raw in enumerate(raw_questions):
+        if index in broken:
+            continue
+        question = Question.model_validate(raw)
+        if question.topic != topic:
             node, _ = _node_at(parsed.root, ["questions", index, "topic"])
             issues.append(
                 CorpusIssue(path, _line(node), f"question {question.id!r}: topic must be {topic!r}")
             )
         node, _ = _node_at(parsed.root, ["questions", index])
         located.append((question, node))
-    return located, issues
+    unusable = {qid for index, qid in enumerate(question_ids) if index in broken and qid}
+    return _TopicFileResult(located, unusable, issues)
 
 
 def check_corpus(corpus_dir: Path) -> tuple[Corpus | None, list[CorpusIssue]]:
@@ -230,14 +272,16 @@ def check_corpus(corpus_dir: Path) -> tuple[Corpus | None, list[CorpusIssue]]:
     topics_file, issues = _load_topics(corpus_dir)
     known = {t.id: t for t in topics_file.topics} if topics_file else {}
     questions: dict[str, Question] = {}
+    unusable: set[str] = set()  # ids of questions reported as invalid
     where: dict[str, tuple[Path, yaml.Node]] = {}  # question id -> (file, question node)
     files = sorted(p for p in corpus_dir.glob("*.yaml") if p.name != TOPICS_FILE)
     if not files:
         issues.append(CorpusIssue(corpus_dir / "*.yaml", 1, "no topic files found"))
     for path in files:
-        located, file_issues = _load_topic_file(path, known)
-        issues.extend(file_issues)
-        for question, node in located:
+        loaded = _load_topic_file(path, known)
+        issues.extend(loaded.issues)
+        unusable |= loaded.unusable
+        for question, node in loaded.located:
             if question.id in questions:
                 first_path, first_node = where[question.id]
                 issues.append(
@@ -256,13 +300,13 @@ def check_corpus(corpus_dir: Path) -> tuple[Corpus | None, list[CorpusIssue]]:
         for index, follow_up in enumerate(question.follow_ups):
             if follow_up.ref is not None and follow_up.ref not in questions:
                 ref_node, _ = _node_at(node, ["follow_ups", index, "ref"])
+                problem = (
+                    f"follow-up refers to {follow_up.ref!r}, which has errors (see its file)"
+                    if follow_up.ref in unusable
+                    else f"follow-up refers to missing question {follow_up.ref!r}"
+                )
                 issues.append(
-                    CorpusIssue(
-                        path,
-                        _line(ref_node),
-                        f"question {question.id!r}: follow-up refers to missing question "
-                        f"{follow_up.ref!r}",
-                    )
+                    CorpusIssue(path, _line(ref_node), f"question {question.id!r}: {problem}")
                 )
     if issues or topics_file is None:
         return None, sorted(set(issues))

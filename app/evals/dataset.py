@@ -11,13 +11,14 @@ import csv
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.corpus.items import InterviewItem, derive_rubric, item_from_question
 from app.corpus.models import Corpus, Rubric
 from app.embeddings import content_hash
+from app.text import valid_unicode
 
 Split = Literal["train", "dev", "test"]
 
@@ -44,6 +45,11 @@ class EvalItem(BaseModel):
     rationale: str | None = None
     tags: list[str] = []
     split: Split | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encodable(cls, data: Any) -> Any:
+        return _valid_strings(data)
 
     @model_validator(mode="after")
     def _has_question(self) -> Self:
@@ -80,12 +86,24 @@ class EvalItem(BaseModel):
         )
 
 
+def _valid_strings(value: Any) -> Any:
+    """Every string in a parsed item, with code points no encoder takes replaced."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, dict):
+        return {_valid_strings(k): _valid_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_strings(v) for v in value]
+    return value
+
+
 def load_jsonl(path: Path) -> list[EvalItem]:
+    """Items, one JSON object a line; bytes that are not UTF-8 become U+FFFD."""
     items: list[EvalItem] = []
     problems: list[str] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
         raise DatasetError(f"{path}:1: cannot read: {exc}") from exc
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -119,7 +137,7 @@ class CsvColumns(BaseModel):
 def load_csv(path: Path, columns: CsvColumns) -> list[EvalItem]:
     items: list[EvalItem] = []
     problems: list[str] = []
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         needed = [columns.question, columns.reference_answer, columns.answer, columns.score]

@@ -236,7 +236,7 @@ def run_eval(
                 baseline=baseline[index],
                 level=evaluation.level,
                 flags=evaluation.flags,
-                misconceptions=len(evaluation.misconceptions),
+                misconceptions=sum(m.verified for m in evaluation.misconceptions),
                 grader=run.grader,
                 model=run.model,
                 prompt_version=run.prompt_version,

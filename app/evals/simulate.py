@@ -134,7 +134,7 @@ def _run_session(
             answer_for = persona.strong_topic_answer
         answer = answer_for(item)
         answered.append((item, answer))
-        view = engine.submit_answer(session_id, answer)
+        view = engine.submit_answer(session_id, answer, position=view.current.position)
     return view, answered
 
 

@@ -49,12 +49,19 @@ def assemble(
     coaching: str,
     run: GraderRun,
     flags: Sequence[str] = (),
+    evidence_cap: float | None = None,
 ) -> Evaluation:
-    """An :class:`Evaluation` with verified quotes and the overall score computed in code."""
+    """An :class:`Evaluation` with verified quotes and the overall score computed in code.
+
+    With ``evidence_cap``, a criterion scored above it without a verified quote is lowered to
+    it and the evaluation is flagged ``unverified_scores``. Only verified misconceptions
+    (listed for the question, or quoted verbatim) count against the score.
+    """
     by_id = {p.criterion_id: p for p in proposed}
     criteria: list[CriterionScore] = []
     dropped = 0
     missed_all: list[str] = []
+    flags = list(flags)
     for criterion in item.rubric.criteria:
         proposal = by_id.get(criterion.id)
         if proposal is None:
@@ -63,12 +70,16 @@ def assemble(
         dropped += lost
         missed = [p for p in proposal.missed_key_points if p]
         missed_all.extend(missed)
+        score = clamp_score(proposal.score)
+        if evidence_cap is not None and not evidence and score > evidence_cap:
+            score = evidence_cap
+            flags.append("unverified_scores")
         criteria.append(
             CriterionScore(
                 criterion_id=criterion.id,
                 name=criterion.name,
                 weight=criterion.weight,
-                score=round(clamp_score(proposal.score), 2),
+                score=round(score, 2),
                 justification=proposal.justification.strip() or "No justification given.",
                 evidence=evidence,
                 missed_key_points=missed,
@@ -78,10 +89,12 @@ def assemble(
     for found in misconceptions:
         quotes, lost = verified_quotes([found.evidence] if found.evidence else [], answer)
         dropped += lost
+        quote = quotes[0] if quotes else None
+        verified = found.from_corpus or quote is not None
         checked_misconceptions.append(
-            found.model_copy(update={"evidence": quotes[0] if quotes else None})
+            found.model_copy(update={"evidence": quote, "verified": verified})
         )
-    overall = overall_score(criteria, len(checked_misconceptions))
+    overall = overall_score(criteria, sum(m.verified for m in checked_misconceptions))
     level = level_for(overall)
     label, description = level_text(item.rubric, level)
     return Evaluation(

@@ -13,15 +13,20 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ValidationError
 
+from app import limits
 from app.corpus.items import InterviewItem
 from app.grading.base import ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
 from app.grading.models import DetectedMisconception, Evaluation, GraderRun
 from app.grading.offline import OfflineGrader
+from app.grading.scoring import UNEVIDENCED_SCORE_CAP
+from app.limits import at_most, capped
 from app.llm import LLMClient, LLMError, LLMReply, Message
 from app.prompts import Prompt, load_prompt
 
@@ -32,24 +37,28 @@ _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 class LLMCriterionReply(BaseModel):
     criterion_id: str
-    reasoning: str
-    evidence: list[str]
-    missed_key_points: list[str]
+    reasoning: Annotated[str, capped(limits.MAX_JUSTIFICATION_CHARS)]
+    evidence: Annotated[list[limits.Quote], at_most(limits.MAX_QUOTES)]
+    missed_key_points: Annotated[
+        list[Annotated[str, capped(limits.MAX_MISSED_POINT_CHARS)]],
+        at_most(limits.MAX_MISSED_POINTS),
+    ]
     score: float
 
 
 class LLMMisconceptionReply(BaseModel):
-    claim: str
-    evidence: str
-    correction: str
+    claim: Annotated[str, capped(limits.MAX_CLAIM_CHARS)]
+    evidence: limits.Quote
+    correction: Annotated[str, capped(limits.MAX_CORRECTION_CHARS)]
 
 
 class LLMGradeReply(BaseModel):
-    """What the model must return (also sent as the JSON schema where supported)."""
+    """What the model must return (also sent as the JSON schema where supported). Every
+    text field is cut at its cap in :mod:`app.limits` as it is read."""
 
     criteria: list[LLMCriterionReply]
-    misconceptions: list[LLMMisconceptionReply]
-    coaching: str
+    misconceptions: Annotated[list[LLMMisconceptionReply], at_most(limits.MAX_MISCONCEPTIONS)]
+    coaching: Annotated[str, capped(limits.MAX_COACHING_CHARS)]
     injection_detected: bool
 
 
@@ -183,7 +192,10 @@ class LLMGrader:
     def _fallback(self, item: InterviewItem, answer: str, reason: str, attempts: int) -> Evaluation:
         evaluation = self.fallback.grade_sync(item, answer)
         run = evaluation.grader.model_copy(
-            update={"fallback_reason": reason[:500], "attempts": max(attempts, 1)}
+            update={
+                "fallback_reason": limits.cap(self.client.redact(reason), limits.MAX_ERROR_CHARS),
+                "attempts": max(attempts, 1),
+            }
         )
         return evaluation.model_copy(
             update={"grader": run, "flags": [*evaluation.flags, "llm_fallback"]}
@@ -235,7 +247,16 @@ class LLMGrader:
             completion_tokens=sum(completion_tokens) if completion_tokens else None,
             cost_usd=sum(costs) if costs else None,
         )
-        return assemble(item, answer, proposed, misconceptions, parsed.coaching, run, flags)
+        return assemble(
+            item,
+            answer,
+            proposed,
+            misconceptions,
+            parsed.coaching,
+            run,
+            flags,
+            evidence_cap=UNEVIDENCED_SCORE_CAP,
+        )
 
     async def stream_feedback(
         self, item: InterviewItem, evaluation: Evaluation
@@ -253,16 +274,23 @@ class LLMGrader:
                     level_label=evaluation.level_label,
                     criteria=criteria,
                     missed=json.dumps(evaluation.missed_key_points[:5]),
-                    misconceptions=json.dumps([m.claim for m in evaluation.misconceptions]),
+                    misconceptions=json.dumps(
+                        [m.claim for m in evaluation.misconceptions if m.verified]
+                    ),
                     coaching=evaluation.coaching,
                 ),
             },
         ]
-        sent = False
+        sent = 0
         try:
-            async for delta in self.client.stream(messages):
-                sent = True
-                yield delta
+            async with aclosing(self.client.stream(messages)) as deltas:
+                async for delta in deltas:
+                    room = limits.MAX_FEEDBACK_CHARS - len(limits.TRUNCATION_MARK) - sent
+                    if len(delta) > room:  # cut at the cap, and stop reading
+                        yield delta[: max(room, 0)] + limits.TRUNCATION_MARK
+                        return
+                    sent += len(delta)
+                    yield delta
         except LLMError as error:
             if not sent:
                 yield evaluation.coaching

@@ -28,6 +28,9 @@ class DetectedMisconception(BaseModel):
     correction: str | None = None
     evidence: str | None = None  # the answer's words that assert it (verbatim)
     from_corpus: bool = True  # False: free text from an LLM grader
+    # Listed for the question, or quoted verbatim from the answer. Only a verified one costs
+    # points; an unverified one is shown as a possible misconception.
+    verified: bool = True
 
 
 class GraderRun(BaseModel):

@@ -232,25 +232,46 @@ class InterviewEngine:
         self._ask(session, self.selector.first(plan), [], first=True)
         return self.view(session.id)
 
-    def _current(self, session_id: str) -> tuple[SessionRecord, TurnRecord]:
+    def _current(
+        self, session_id: str, position: int | None = None
+    ) -> tuple[SessionRecord, TurnRecord]:
+        """The session and its waiting question, which must be the one at ``position`` when
+        given: the same session may be open in another window that has moved on."""
         session = self.store.get_session(session_id)
         if session.status == "finished":
             raise EngineError("this interview is finished")
         for turn in self.store.turns(session_id):
             if turn.status == "asked":
+                if position is not None and position != turn.position:
+                    raise EngineError(
+                        f"question {position + 1} was already answered in another window; "
+                        f"reload to see question {turn.position + 1}"
+                        if position < turn.position
+                        else f"question {position + 1} has not been asked yet"
+                    )
                 return session, turn
         raise EngineError("no question is waiting for an answer")
+
+    def _refused(self, session_id: str, position: int, exc: StoreError) -> EngineError:
+        """Why the store refused a write: another window acted on the question first."""
+        try:
+            self._current(session_id, position)
+        except EngineError as clear:
+            return clear
+        return EngineError(str(exc))
 
     def submit_answer(
         self,
         session_id: str,
         answer: str,
         *,
+        position: int,
         transcript: str | None = None,
         audio_seconds: float | None = None,
     ) -> SessionView:
-        """Save the answer, grade it, then ask the next question (or finish)."""
-        session, turn = self._current(session_id)
+        """Save the answer to the question at ``position``, grade it, then ask the next
+        question (or finish). An answer to a question already answered is refused."""
+        session, turn = self._current(session_id, position)
         try:
             self.store.record_answer(
                 session_id,
@@ -260,22 +281,28 @@ class InterviewEngine:
                 audio_seconds=audio_seconds,
             )
         except StoreError as exc:
-            raise EngineError(str(exc)) from exc
+            raise self._refused(session_id, position, exc) from exc
         self._grade(session, self.store.get_turn(session_id, turn.position))
         return self.view(session_id)
 
-    def skip(self, session_id: str) -> SessionView:
-        _session, turn = self._current(session_id)
-        self.store.record_skip(session_id, turn.position)
+    def skip(self, session_id: str, *, position: int) -> SessionView:
+        _session, turn = self._current(session_id, position)
+        try:
+            self.store.record_skip(session_id, turn.position)
+        except StoreError as exc:
+            raise self._refused(session_id, position, exc) from exc
         return self.view(session_id)
 
-    def hint(self, session_id: str) -> str:
-        """A hint for the current question; each one costs :data:`HINT_PENALTY` points."""
-        session, turn = self._current(session_id)
+    def hint(self, session_id: str, *, position: int) -> str:
+        """A hint for the question at ``position``; each one costs :data:`HINT_PENALTY`."""
+        session, turn = self._current(session_id, position)
         text = self.interviewer.hint(self._item(turn), turn.hints, session.seed, turn.position)
         if text is None:
             return self.interviewer.line("no_more_hints", session.seed, turn.position)
-        self.store.record_hint(session_id, turn.position, text)
+        try:
+            self.store.record_hint(session_id, turn.position, text)
+        except StoreError as exc:
+            raise self._refused(session_id, position, exc) from exc
         return text
 
     def repeat(self, session_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 from app.corpus.items import InterviewItem
 from app.embeddings import get_encoder
 from app.grading.llm_grader import fence_answer
+from app.limits import MAX_PHRASING_CHARS
 from app.llm import LLMClient, LLMError
 from app.prompts import load_prompt
 from app.retrieval.selector import Selection
@@ -107,7 +108,7 @@ class Interviewer:
     @staticmethod
     def is_grounded(text: str, item: InterviewItem) -> bool:
         """Short, about the selected question, and not leaking the reference answer."""
-        if not text or len(text.split()) > MAX_LLM_WORDS:
+        if not text or len(text.split()) > MAX_LLM_WORDS or len(text) > MAX_PHRASING_CHARS:
             return False
         if _ngrams(text, LEAK_NGRAM) & _ngrams(item.reference_answer, LEAK_NGRAM):
             return False

@@ -129,7 +129,9 @@ def build_report(corpus: Corpus, session: SessionRecord, turns: list[TurnRecord]
                 question=_question_text(corpus, turn),
                 score=turn.score if turn.status == "graded" else None,
                 missed_key_points=evaluation.missed_key_points[:5] if evaluation else [],
-                misconceptions=[m.claim for m in evaluation.misconceptions] if evaluation else [],
+                misconceptions=(
+                    [m.claim for m in evaluation.misconceptions if m.verified] if evaluation else []
+                ),
             )
         )
 

@@ -15,13 +15,14 @@ import email.utils
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from app.config import Settings
+from app.llm.redact import redact
 
 Message = Mapping[str, str]
 
@@ -160,6 +161,10 @@ class LLMClient:
     def __repr__(self) -> str:  # never show the key
         return f"LLMClient(model={self.model!r}, api_base={self.api_base!r})"
 
+    def redact(self, text: str) -> str:
+        """``text`` without this client's key, or anything shaped like a key."""
+        return redact(text, [self._api_key])
+
     # -- internals ----------------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -199,7 +204,8 @@ class LLMClient:
                 raise
             except Exception as exc:
                 if not _retryable(exc) or attempt > self.max_retries:
-                    raise LLMError(f"{type(exc).__name__}: {exc}", attempt) from exc
+                    message = self.redact(f"{type(exc).__name__}: {exc}")
+                    raise LLMError(message, attempt) from exc
                 delay = _retry_after(exc)
                 delay = self._backoff(attempt) if delay is None else min(delay, self.backoff_max_s)
                 await asyncio.sleep(delay)
@@ -255,7 +261,7 @@ class LLMClient:
 
     async def stream(
         self, messages: Sequence[Message], *, temperature: float = 0.3
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Text deltas as they arrive. Retries only before the first delta; a stream that
         breaks later raises :class:`LLMError` carrying the text received so far."""
         litellm = _litellm()
@@ -278,6 +284,5 @@ class LLMClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise LLMError(
-                f"stream broke: {type(exc).__name__}: {exc}", attempts, "".join(received)
-            ) from exc
+            message = self.redact(f"stream broke: {type(exc).__name__}: {exc}")
+            raise LLMError(message, attempts, "".join(received)) from exc

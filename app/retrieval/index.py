@@ -8,9 +8,12 @@ questions and deletes questions that left the corpus.
 
 from __future__ import annotations
 
+import fcntl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -26,6 +29,7 @@ INDEX_FORMAT = "3"  # bump when document_text or the metadata layout changes
 # About 190 tokens: the question and its first key points. Longer documents cost embedding
 # time on every cold build without changing what is retrieved (measured: same recall@3).
 DOCUMENT_CHARS = 800
+OPEN_LOCK_FILE = ".open.lock"  # in the embedded Chroma dir; see open_lock()
 
 
 class IndexUnavailableError(RuntimeError):
@@ -46,8 +50,17 @@ def open_client(settings: Settings) -> Any:
                 f"({exc}). Start one with `chroma run --host 127.0.0.1 --port "
                 f"{settings.chroma_port} --path DIR`, or set INTERVIEWER_CHROMA_MODE=embedded."
             ) from exc
-    settings.chroma_path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+@contextmanager
+def open_lock(chroma_path: Path) -> Iterator[None]:
+    """One process at a time opens an embedded Chroma dir: a new dir's schema migrations are
+    not safe to run twice at once (the loser fails with "table collections already exists")."""
+    chroma_path.mkdir(parents=True, exist_ok=True)
+    with (chroma_path / OPEN_LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def document_text(question: Question) -> str:
@@ -127,7 +140,10 @@ class QuestionIndex:
 
     @classmethod
     def open(cls, settings: Settings) -> QuestionIndex:
-        return cls(open_client(settings), settings.chroma_collection)
+        if settings.chroma_mode == "server":
+            return cls(open_client(settings), settings.chroma_collection)
+        with open_lock(settings.chroma_path):  # the client and the collection it creates
+            return cls(open_client(settings), settings.chroma_collection)
 
     def count(self) -> int:
         return int(self.collection.count())

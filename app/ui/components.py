@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import streamlit as st
 
 from app.grading.models import Evaluation
+from app.grading.scoring import UNEVIDENCED_SCORE_CAP
 from app.interview.engine import TurnView
 from app.interview.report import Report, report_json, report_markdown
-
-_IMAGE = re.compile(r"!\[")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$<])")
-
-
-def safe_markdown(text: str) -> str:
-    """Candidate text for st.markdown: HTML is never rendered (Streamlit escapes it unless
-    told otherwise) and images are neutralised, so an answer cannot load anything."""
-    return _IMAGE.sub(r"!\\[", text)
-
-
-def escape_markdown(text: str) -> str:
-    """Plain text shown inside markdown formatting (quotes in highlights)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+from app.ui.safe import as_text, safe_markdown
 
 
 def score_colour(score: float) -> str:
@@ -42,7 +29,7 @@ def render_evaluation(evaluation: Evaluation, reference_answer: str | None, key:
         if evaluation.is_fallback:
             st.caption(
                 "Graded by the offline grader because the LLM could not be used "
-                f"({evaluation.grader.fallback_reason})."
+                f"({as_text(evaluation.grader.fallback_reason or '')})."
             )
         for criterion in evaluation.criteria:
             st.progress(
@@ -50,36 +37,47 @@ def render_evaluation(evaluation: Evaluation, reference_answer: str | None, key:
                 text=f"{criterion.name}: {criterion.score:.1f}/5 (weight {criterion.weight:g})",
             )
             for quote in criterion.evidence[:2]:
-                st.markdown(f":green-background[\u201c{escape_markdown(quote)}\u201d]")
+                st.markdown(f":green-background[\u201c{as_text(quote, one_line=True)}\u201d]")
         if evaluation.missed_key_points:
             st.markdown("**Missed:**")
             st.markdown(
-                "\n".join(f"- {escape_markdown(p)}" for p in evaluation.missed_key_points[:6])
+                "\n".join(
+                    f"- {as_text(p, one_line=True)}" for p in evaluation.missed_key_points[:6]
+                )
             )
         for found in evaluation.misconceptions:
             evidence = (
-                f" You said: \u201c{escape_markdown(found.evidence)}\u201d."
+                f" You said: \u201c{as_text(found.evidence, one_line=True)}\u201d."
                 if found.evidence
                 else ""
             )
-            st.error(f"Misconception: {found.claim}.{evidence} {found.correction or ''}")
+            claim, correction = as_text(found.claim), as_text(found.correction or "")
+            if found.verified:
+                st.error(f"Misconception: {claim}.{evidence} {correction}")
+            else:  # not the question's, and not quoted from the answer: no points taken
+                st.warning(f"Possible misconception (not scored): {claim}. {correction}")
         if "injection_attempt" in evaluation.flags:
             st.warning("Text addressed to the grader was ignored.")
-        st.info(evaluation.coaching)
+        if "unverified_scores" in evaluation.flags:
+            st.caption(
+                "A criterion the grader backed with no quote from your answer counts "
+                f"{UNEVIDENCED_SCORE_CAP:g}/5 at most."
+            )
+        st.info(as_text(evaluation.coaching))
         if reference_answer:
             with st.expander("Model answer"):
                 st.markdown(reference_answer)
         grader = evaluation.grader
         st.caption(
             f"Graded by {grader.grader}"
-            + (f" ({grader.model})" if grader.model else "")
+            + (f" ({as_text(grader.model)})" if grader.model else "")
             + f" in {grader.latency_ms:.0f} ms, prompt {grader.prompt_version}"
         )
 
 
 def render_turn(turn: TurnView, show_feedback: bool) -> None:
     with st.chat_message("assistant"):
-        st.markdown(turn.interviewer_text)
+        st.markdown(safe_markdown(turn.interviewer_text))
         if turn.reason:
             st.caption(turn.reason)
         for hint in turn.hints:
@@ -124,9 +122,9 @@ def render_report(report: Report) -> None:
         st.markdown("- None: every answer scored 3 or more.")
     for gap in report.gaps:
         score = "skipped" if gap.score is None else f"{gap.score:.1f}/5"
-        st.markdown(f"- {escape_markdown(gap.question)} ({score})")
+        st.markdown(f"- {as_text(gap.question, one_line=True)} ({score})")
         for point in gap.missed_key_points[:3]:
-            st.markdown(f"    - missed: {escape_markdown(point)}")
+            st.markdown(f"    - missed: {as_text(point, one_line=True)}")
     if report.practise_next:
         st.markdown("**Practise next**")
         st.markdown("\n".join(f"- {p.question} *({p.why})*" for p in report.practise_next))

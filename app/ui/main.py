@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
@@ -17,6 +18,7 @@ import streamlit as st
 from app.config import get_settings
 from app.corpus.models import ROLE_LABELS, Role
 from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, Mode
+from app.llm.redact import redact
 from app.retrieval.selector import SelectionError
 from app.services import Foundation, build_engine, grader_label, shared_foundation
 from app.speech import (
@@ -27,6 +29,7 @@ from app.speech import (
     make_transcriber,
 )
 from app.ui.components import render_conversation, render_report
+from app.ui.safe import as_text
 
 DEFAULT_TOPICS = ["asyncio", "concurrency", "context_managers", "exceptions", "memory"]
 AUDIO_TYPES = ["wav", "mp3", "m4a", "ogg", "webm", "flac"]
@@ -59,6 +62,14 @@ def engine() -> InterviewEngine:
 
 def notify(message: str) -> None:
     st.session_state["_notice"] = message
+
+
+def error_text(error: BaseException | str) -> str:
+    """An error for the page: without any key (the one typed in the sidebar too), as text."""
+    configured = get_settings().llm_api_key
+    typed = str(st.session_state.get("api_key") or "")
+    secrets = [typed, configured.get_secret_value() if configured else None]
+    return as_text(redact(str(error), secrets))
 
 
 # -- callbacks: each changes state through the engine, then Streamlit redraws -------------
@@ -96,15 +107,15 @@ def on_delete(session_id: str) -> None:
         st.session_state.pop("session_id", None)
 
 
-def on_action(action: str, session_id: str) -> None:
+def on_action(action: str, session_id: str, position: int) -> None:
     current = engine()
     try:
         if action == "hint":
-            current.hint(session_id)
+            current.hint(session_id, position=position)
         elif action == "repeat":
             st.session_state["_repeat"] = current.repeat(session_id)
         elif action == "skip":
-            current.skip(session_id)
+            current.skip(session_id, position=position)
             clear_transcript()
         elif action == "end":
             current.finish(session_id)
@@ -112,13 +123,14 @@ def on_action(action: str, session_id: str) -> None:
         notify(str(exc))
 
 
-def submit(session_id: str, text: str, audio_seconds: float | None = None) -> None:
+def submit(session_id: str, position: int, text: str, audio_seconds: float | None = None) -> None:
     current = engine()
     try:
         with st.spinner("Grading your answer..."):
             view = current.submit_answer(
                 session_id,
                 text,
+                position=position,
                 transcript=text if audio_seconds is not None else None,
                 audio_seconds=audio_seconds,
             )
@@ -131,15 +143,20 @@ def submit(session_id: str, text: str, audio_seconds: float | None = None) -> No
         st.session_state["_stream_turn"] = graded[-1].position
 
 
-def on_typed(session_id: str) -> None:
+def on_typed(session_id: str, position: int) -> None:
     text = st.session_state.get("answer")
     if text is not None:
-        submit(session_id, str(text))
+        submit(session_id, position, str(text))
 
 
-def on_spoken(session_id: str) -> None:
+def on_spoken(session_id: str, position: int) -> None:
     state = st.session_state
-    submit(session_id, str(state.get("transcript", "")), float(state.get("_audio_seconds", 0.0)))
+    submit(
+        session_id,
+        position,
+        str(state.get("transcript", "")),
+        float(state.get("_audio_seconds", 0.0)),
+    )
 
 
 def clear_transcript() -> None:
@@ -198,7 +215,7 @@ def sidebar(found: Foundation) -> None:
             disabled=not st.session_state.get("topics"),
         )
         if found.index_error:
-            st.caption(f"Semantic follow-ups are off: {found.index_error}")
+            st.caption(f"Semantic follow-ups are off: {error_text(found.index_error)}")
         st.divider()
         st.radio("Page", PAGES, key="page")
 
@@ -220,7 +237,7 @@ def voice_answer(current: InterviewEngine, session_id: str, position: int) -> No
                     prompt = initial_prompt(current.current_item(session_id))
                     result = transcriber().transcribe(audio_bytes, prompt)
             except (TranscriptionError, EngineError) as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
                 return
             st.session_state["_audio_digest"] = digest
             st.session_state["transcript"] = result.text
@@ -230,7 +247,7 @@ def voice_answer(current: InterviewEngine, session_id: str, position: int) -> No
             "Submit spoken answer",
             key=f"submit-audio-{position}",
             on_click=on_spoken,
-            args=(session_id,),
+            args=(session_id, position),
         )
 
 
@@ -265,9 +282,16 @@ def interview_page(found: Foundation) -> None:
     render_conversation(view.turns, view.show_feedback)
     stream_turn = st.session_state.pop("_stream_turn", None)
     if stream_turn is not None:
+        received: list[str] = []
+
+        def shown(deltas: Iterator[str]) -> Iterator[str]:
+            for delta in deltas:
+                received.append(delta)
+                yield as_text(delta)
+
         with st.chat_message("assistant"):
-            streamed = st.write_stream(current.stream_feedback(session_id, stream_turn))
-        current.record_feedback(session_id, stream_turn, str(streamed))
+            st.write_stream(shown(current.stream_feedback(session_id, stream_turn)))
+        current.record_feedback(session_id, stream_turn, "".join(received))
     if view.finished:
         if view.closing_text:
             with st.chat_message("assistant"):
@@ -288,14 +312,17 @@ def interview_page(found: Foundation) -> None:
         strict=True,
     ):
         column.button(
-            label, key=f"{action}-{turn.position}", on_click=on_action, args=(action, session_id)
+            label,
+            key=f"{action}-{turn.position}",
+            on_click=on_action,
+            args=(action, session_id, turn.position),
         )
     voice_answer(current, session_id, turn.position)
     st.chat_input(
         "Type your answer (Markdown and ``` code blocks welcome)",
         key="answer",
         on_submit=on_typed,
-        args=(session_id,),
+        args=(session_id, turn.position),
     )
 
 
@@ -355,12 +382,12 @@ def main() -> None:
     try:
         found = foundation()
     except Exception as exc:  # a broken corpus or unreadable database: say what and where
-        st.error(f"The app could not start: {exc}")
+        st.error(f"The app could not start: {error_text(exc)}")
         st.stop()
     sidebar(found)
     notice = st.session_state.pop("_notice", None)
     if notice:
-        st.warning(notice)
+        st.warning(error_text(notice))
     if st.session_state.get("page", "Interview") == "History":
         history_page(found)
     else:

@@ -48,6 +48,11 @@ def _questions() -> dict[str, Question]:
     return dict(corpus.questions)
 
 
+def _first(item: EvalItem) -> float:
+    """The first annotator's score (``human_score`` is the mean when there are two)."""
+    return item.human_scores[0] if item.human_scores else item.human_score
+
+
 def check_file(
     path: Path, questions: dict[str, Question]
 ) -> tuple[list[str], list[str], list[EvalItem]]:
@@ -130,9 +135,11 @@ def check_file(
                 errors.append(f"{where}: {relation} points at missing item {base_id}")
             elif base.question_id != item.question_id:
                 errors.append(f"{where}: {relation} must point at an answer to the same question")
-            elif relation != "padding_of" and abs(base.human_score - item.human_score) > 0:
+            elif relation != "padding_of" and _first(base) != _first(item):
+                # The first annotator labels the pair together; a blind second annotator
+                # rates each item alone, so their means may differ (that is disagreement).
                 errors.append(
-                    f"{where}: {relation} must have the base's score ({base.human_score})"
+                    f"{where}: {relation} must have the base's score ({_first(base)})"
                 )
             elif relation == "padding_of" and not 0 <= base.human_score - item.human_score <= 0.5:
                 errors.append(f"{where}: padding keeps the base's score (or 0.5 lower)")

@@ -4,11 +4,13 @@
 
 Idempotent. For every item it fills `question` and `reference_answer` from the corpus
 question named by `question_id`, and sets `split` by question, so no question is in two
-splits: within each topic, the labelled questions are ordered by a hash of their id and the
-first goes to test, the second to dev, the rest to train. Items labelled a second time, blind,
-by another annotator (``datasets/second_annotation/*.jsonl``) get ``human_scores`` [first,
-second], and ``human_score`` becomes their mean. Run it after adding labels or editing a
-labelled question's model answer.
+splits. A question keeps the split recorded for it in ``datasets/splits.json`` forever (a
+graded set whose splits moved would leak test questions into fitting). Questions labelled for
+the first time are dealt out per topic: ordered by a hash of their id, the first goes to test,
+the second to dev, the rest to train, and the file records them. Items labelled a second time,
+blind, by another annotator (``datasets/second_annotation/*.jsonl``) get ``human_scores``
+[first, second], and ``human_score`` becomes their mean. Run it after adding labels or editing
+a labelled question's model answer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from app.corpus import load_corpus
 
 GRADED = Path(__file__).resolve().parent / "datasets" / "graded"
 SECOND = Path(__file__).resolve().parent / "datasets" / "second_annotation"
+SPLITS = Path(__file__).resolve().parent / "datasets" / "splits.json"
 FIELD_ORDER = [
     "id",
     "question_id",
@@ -39,10 +42,15 @@ FIELD_ORDER = [
 ]
 
 
-def split_for_questions(question_ids_by_topic: dict[str, list[str]]) -> dict[str, str]:
+def split_for_questions(
+    question_ids_by_topic: dict[str, list[str]], recorded: dict[str, str]
+) -> dict[str, str]:
+    """Recorded splits stay; each topic's new questions are dealt test, dev, train, train..."""
     splits: dict[str, str] = {}
     for _topic, question_ids in sorted(question_ids_by_topic.items()):
-        ordered = sorted(set(question_ids), key=lambda q: hashlib.sha256(q.encode()).hexdigest())
+        new = [q for q in set(question_ids) if q not in recorded]
+        splits.update({q: recorded[q] for q in set(question_ids) if q in recorded})
+        ordered = sorted(new, key=lambda q: hashlib.sha256(q.encode()).hexdigest())
         for position, question_id in enumerate(ordered):
             splits[question_id] = "test" if position == 0 else "dev" if position == 1 else "train"
     return splits
@@ -64,7 +72,9 @@ def main() -> int:
                 )
                 return 1
             by_topic[question.topic].append(question.id)
-    splits = split_for_questions(by_topic)
+    recorded = json.loads(SPLITS.read_text()) if SPLITS.is_file() else {}
+    splits = split_for_questions(by_topic, recorded)
+    SPLITS.write_text(json.dumps(dict(sorted(splits.items())), indent=1) + "\n")
     second = {
         row["id"]: row
         for path in sorted(SECOND.glob("*.jsonl"))

@@ -438,7 +438,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("files", nargs="+", type=Path, help="corpus/<topic>.coding.yaml files")
     parser.add_argument("--candidates", action="store_true", help="also run labelled candidates")
-    parser.add_argument("--only", nargs="*", default=None, help="question ids to check")
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="ID", help="check only this question"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="parallel test runs (default 2)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs tests")
     parser.add_argument("-v", "--verbose", action="store_true", help="show output of failures")

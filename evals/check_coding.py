@@ -429,7 +429,7 @@ def check_candidates(
             time_limit_s=time_limit_s,
             memory_mb=memory_mb,
             python=python,
-            retry_timeouts=2.0,
+            retry_timeouts=1.0,
         )
         return item, result
 

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.corpus.items import InterviewItem, item_from_follow_up, item_from_question
-from app.corpus.models import Corpus, Question, Role
+from app.corpus.models import Corpus, Kind, Question, Role
 from app.embeddings import get_encoder
 from app.retrieval.index import QuestionIndex
 
@@ -176,6 +176,8 @@ class Selector:
         self.index = index
         self._by_role_topic: dict[tuple[Role, str], list[Question]] = {}
         for question in corpus.questions.values():
+            if question.kind == Kind.CODING:  # asked in the code editor, not in the chat
+                continue
             for role in question.roles:
                 self._by_role_topic.setdefault((role, question.topic), []).append(question)
 
@@ -253,6 +255,7 @@ class Selector:
     def _allowed(self, state: _State, question: Question) -> bool:
         return (
             question.id not in state.asked
+            and question.kind != Kind.CODING
             and question.topic in state.plan.topics
             and state.plan.role in question.roles
         )

@@ -184,7 +184,9 @@ def _yaml_error_line(error: yaml.MarkedYAMLError, text: str) -> int:
 
 
 @dataclass
-class _Parsed:
+class ParsedFile:
+    """A parsed YAML file: its composed node tree (with line marks) and the plain data."""
+
     path: Path
     root: yaml.Node
     data: Any
@@ -231,7 +233,12 @@ def _read_text(path: Path) -> tuple[str | None, list[CorpusIssue]]:
     return text.removeprefix("\ufeff"), []
 
 
-def _parse(path: Path) -> tuple[_Parsed | None, list[CorpusIssue]]:
+def parse_file(path: Path) -> tuple[ParsedFile | None, list[CorpusIssue]]:
+    """A corpus YAML file as nodes (for line numbers) and data, or what is wrong and where.
+
+    Safe on untrusted input: at most :data:`MAX_FILE_BYTES` are read, aliases are refused
+    before anything is constructed, and only plain YAML types are built (no tags).
+    """
     text, issues = _read_text(path)
     if text is None:
         return None, issues
@@ -263,7 +270,7 @@ def _parse(path: Path) -> tuple[_Parsed | None, list[CorpusIssue]]:
         return None, [*issues, CorpusIssue(path, line, f"invalid YAML: {exc.problem or exc}")]
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int x`
         return None, [*issues, CorpusIssue(path, 1, f"invalid YAML value: {exc}")]
-    return _Parsed(path, root, data), issues
+    return ParsedFile(path, root, data), issues
 
 
 def topic_of_file(path: Path) -> str:
@@ -275,7 +282,7 @@ def _load_topics(corpus_dir: Path) -> tuple[TopicsFile | None, list[CorpusIssue]
     path = corpus_dir / TOPICS_FILE
     if not path.is_file():
         return None, [CorpusIssue(path, 1, "missing: the corpus needs a topics.yaml")]
-    parsed, issues = _parse(path)
+    parsed, issues = parse_file(path)
     if parsed is None:
         return None, issues
     try:
@@ -317,13 +324,27 @@ def _template_leftovers(node: yaml.Node, loc: list[int | str]) -> list[Located]:
     return sorted(found, key=lambda pair: _line(pair[0]))
 
 
+def _leftover_issues(
+    path: Path, node: yaml.Node, loc: list[int | str], qid: str | None
+) -> list[CorpusIssue]:
+    issues = []
+    for leftover, where in _template_leftovers(node, loc):
+        message = (
+            f"{_describe(where)}: still holds the template's {TEMPLATE_MARKER} text; write your own"
+        )
+        if qid:
+            message = f"question {qid!r}: {message}"
+        issues.append(CorpusIssue(path, _line(leftover), message))
+    return issues
+
+
 TopicRule = Callable[[str], str | None]  # a topic -> why this file may not use it, or None
 
 
 def _load_topic_file(path: Path, topic_rule: TopicRule) -> _TopicFileResult:
     """One topic file. A question with errors is reported and skipped, not the whole file;
     an error in the file itself (its topic, its shape) makes every question unusable."""
-    parsed, issues = _parse(path)
+    parsed, issues = parse_file(path)
     if parsed is None:
         return _TopicFileResult(None, [], set(), issues)
     data = parsed.data
@@ -356,6 +377,12 @@ def _load_topic_file(path: Path, topic_rule: TopicRule) -> _TopicFileResult:
             else:
                 question_ids.append(None)
     broken: set[int] = set()
+    for index, qid in enumerate(question_ids):
+        node, _ = _node_at(parsed.root, ["questions", index])
+        leftovers = _leftover_issues(path, node, ["questions", index], qid)
+        if leftovers:
+            issues += leftovers
+            broken.add(index)
     try:
         TopicFile.model_validate(data)
     except ValidationError as exc:
@@ -363,7 +390,7 @@ def _load_topic_file(path: Path, topic_rule: TopicRule) -> _TopicFileResult:
         indexes = [_question_index(e["loc"]) for e in exc.errors()]
         if None in indexes:  # the file itself is wrong, not just some of its questions
             return _TopicFileResult(None, [], {q for q in question_ids if q}, issues)
-        broken = {i for i in indexes if i is not None}
+        broken |= {i for i in indexes if i is not None}
     located = []
     assert isinstance(raw_questions, list)  # validated above
     for index, raw in enumerate(raw_questions):
@@ -371,26 +398,13 @@ def _load_topic_file(path: Path, topic_rule: TopicRule) -> _TopicFileResult:
             continue
         question = Question.model_validate(raw)
         node, _ = _node_at(parsed.root, ["questions", index])
-        leftovers = _template_leftovers(node, ["questions", index])
-        for leftover, loc in leftovers:
-            issues.append(
-                CorpusIssue(
-                    path,
-                    _line(leftover),
-                    f"question {question.id!r}: {_describe(loc)}: still holds the template's "
-                    f"{TEMPLATE_MARKER} text; write your own",
-                )
-            )
-        if question.topic != topic:
-            topic_at, _ = _node_at(node, ["topic"])
-            issues.append(
-                CorpusIssue(
-                    path, _line(topic_at), f"question {question.id!r}: topic must be {topic!r}"
-                )
-            )
-        elif not leftovers:
+        if question.topic == topic:
             located.append((question, node))
             continue
+        topic_at, _ = _node_at(node, ["topic"])
+        issues.append(
+            CorpusIssue(path, _line(topic_at), f"question {question.id!r}: topic must be {topic!r}")
+        )
         broken.add(index)
     unusable = {qid for index, qid in enumerate(question_ids) if index in broken and qid}
     if not file_ok:
@@ -432,7 +446,7 @@ class CorpusReport:
         topics = {
             tid: info
             for tid, info in self.corpus.topics.items()
-            if tid in used or (pack is not None and self.topic_origins.get(tid) == pack)
+            if tid in used or self.topic_origins.get(tid) == pack
         }
         version = self.pack_versions.get(pack) if pack is not None else None
         return Corpus(
@@ -464,7 +478,7 @@ class _Reader:
         self, path: Path, model: type[TopicsFile] | type[PackTopicsFile], pack: Path | None
     ) -> TopicsFile | PackTopicsFile | None:
         """Read a topics.yaml and add its topics; a topic defined before is reported."""
-        parsed, issues = _parse(path)
+        parsed, issues = parse_file(path)
         self.report(issues, pack)
         if parsed is None:
             return None
@@ -473,6 +487,7 @@ class _Reader:
         except ValidationError as exc:
             self.report(_validation_issues(path, parsed.root, exc, []), pack)
             return None
+        self.report(_leftover_issues(path, parsed.root, [], None), pack)
         for index, info in enumerate(topics_file.topics):
             line = _line(_node_at(parsed.root, ["topics", index, "id"])[0])
             if info.id not in self.topic_where:

@@ -282,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="validate every corpus file (or one question pack: PATH); print coverage",
         description="Validate the built-in corpus and any configured packs; with PATH, "
-        "validate that folder as a question pack against the built-in corpus alone (its "
-        "coverage is then information, not a requirement).",
+        "validate that folder as a question pack against the built-in corpus alone (other "
+        "packs are not loaded, and the pack's coverage is information, not a requirement).",
     )
     check.add_argument("path", nargs="?", metavar="PATH", help="a question pack folder")
     check.add_argument("--corpus-dir", help="corpus folder (default: the configured corpus)")

@@ -146,7 +146,7 @@ def test_check_with_packs_checks_the_merged_corpus(
     assert f"corpus OK: {total} questions in {len(corpus.topics) + 1} topics" in out
     assert f"1 pack(s): {team_pack}" in out
     assert "coverage (information, not required of a pack): topic team_billing" in out
-    # the flag also goes before the command, and packs from the setting come first
+    # the flag also goes before the command
     assert main(["--pack", str(team_pack), "corpus", "check"]) == 0
     assert f"corpus OK: {total} questions" in capsys.readouterr().out
 
@@ -326,8 +326,13 @@ def test_pack_topics(corpus: Corpus, tmp_path: Path) -> None:
 def test_a_missing_pack_folder_is_reported_and_the_rest_loads(
     corpus: Corpus, team_pack: Path, tmp_path: Path
 ) -> None:
-    loaded = load_corpus(BUILTIN, [tmp_path / "nowhere", team_pack])
-    assert loaded.pack_issues == [f"{tmp_path / 'nowhere'}:1: question pack folder does not exist"]
+    loaded = load_corpus(BUILTIN, [tmp_path / "nowhere", team_pack, BUILTIN])
+    assert sorted(loaded.pack_issues) == sorted(
+        [
+            f"{BUILTIN}:1: this is the built-in corpus folder, not a question pack",
+            f"{tmp_path / 'nowhere'}:1: question pack folder does not exist",
+        ]
+    )
     assert len(loaded.questions) == len(corpus.questions) + 3
 
 

@@ -240,7 +240,7 @@ class Question(_Strict):
         loose = bare_code_line(self.question)
         if loose is not None:
             raise ValueError(
-                f"the question has code outside a code block ({loose!r}); put it in a "
+                f"the question has code outside a code block ({loose[:80]!r}); put it in a "
                 "```python fence or indent it by 4 spaces, or Markdown joins its lines"
             )
         words = word_count(self.model_answer)

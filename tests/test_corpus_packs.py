@@ -30,6 +30,7 @@ from app.services import build_foundation
 from .conftest import make_settings
 
 BUILTIN = REPO_DIR / "corpus"
+PACKS_AT_START = os.environ.get("INTERVIEWER_CORPUS_PACKS")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -203,7 +204,9 @@ def test_app_hands_its_pack_flags_to_the_pages(
     team_pack: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`interviewer app --pack DIR`: the Streamlit pages read get_settings() in-process."""
-    monkeypatch.delenv("INTERVIEWER_CORPUS_PACKS", raising=False)
+    # setenv records the variable's state before the test, which teardown restores (after
+    # _export_packs has changed it behind monkeypatch's back)
+    monkeypatch.setenv("INTERVIEWER_CORPUS_PACKS", "")
     get_settings.cache_clear()
     try:
         flagged = get_settings().model_copy(update={"corpus_packs": [team_pack]})
@@ -211,7 +214,6 @@ def test_app_hands_its_pack_flags_to_the_pages(
         assert get_settings().corpus_packs == [team_pack] == seen.corpus_packs
         assert json.loads(os.environ["INTERVIEWER_CORPUS_PACKS"]) == [str(team_pack)]
     finally:
-        monkeypatch.delenv("INTERVIEWER_CORPUS_PACKS", raising=False)
         get_settings.cache_clear()
 
 
@@ -658,3 +660,10 @@ def test_corpus_new_rejects_a_bad_topic_id(
     assert main(["corpus", "new", topic, "--dir", str(tmp_path)]) == 1
     assert "is not a topic id" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_pack_setting_leaks_out_of_these_tests() -> None:
+    """Runs after the tests above that set INTERVIEWER_CORPUS_PACKS: the shared index and
+    every later test must see the built-in corpus alone."""
+    assert os.environ.get("INTERVIEWER_CORPUS_PACKS") == PACKS_AT_START
+    assert get_settings().corpus_packs == Settings().corpus_packs

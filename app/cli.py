@@ -8,49 +8,105 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings, get_settings
 
+if TYPE_CHECKING:
+    from app.corpus import Corpus
+
 Handler = Callable[[argparse.Namespace, Settings], int]
+PACKS_ENV = "INTERVIEWER_CORPUS_PACKS"
 
 
 def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
-    from app.corpus import check_corpus
+    """The built-in corpus (plus any configured packs), or with PATH one pack on its own."""
+    from app.corpus import read_corpus
     from app.corpus.coverage import coverage, render_table
 
     corpus_dir = Path(args.corpus_dir) if args.corpus_dir else settings.corpus_dir
-    corpus, issues = check_corpus(corpus_dir)
-    if corpus is None:
-        for issue in issues:
+    pack = Path(args.path) if args.path else None
+    if pack is not None and pack.resolve() == corpus_dir.resolve():
+        pack = None  # the built-in folder named as PATH: check it as the built-in corpus
+        packs: list[Path] = []
+    else:
+        packs = [pack] if pack is not None else list(settings.corpus_packs)
+    report = read_corpus(corpus_dir, packs)
+    if report.corpus is None or report.issues:
+        for issue in report.issues:
             print(issue, file=sys.stderr)
-        print(f"corpus check failed: {len(issues)} problem(s)", file=sys.stderr)
+        print(f"corpus check failed: {len(report.issues)} problem(s)", file=sys.stderr)
         return 1
+    corpus = report.corpus
+    if pack is not None:  # a pack alone: its coverage is information, never a failure
+        part = report.part(pack)
+        cov = coverage(part, article_examples=False)
+        print(render_table(part, cov, article_examples=False))
+        for shortfall in cov.shortfalls:
+            print(f"coverage (information, not required of a pack): {shortfall}")
+        print(
+            f"\npack OK: {cov.total} questions in {len(part.topics)} topics ({pack}; "
+            f"checked against the built-in corpus, version {corpus.version})"
+        )
+        return 0
     cov = coverage(corpus)
     print(render_table(corpus, cov))
-    if cov.shortfalls and not args.allow_low_coverage:
-        for shortfall in cov.shortfalls:
+    # The minimums bind the built-in corpus; what the packs' own topics lack is information.
+    builtin = coverage(report.part(None)) if packs else cov
+    for shortfall in cov.shortfalls:
+        if shortfall not in builtin.shortfalls:
+            print(f"coverage (information, not required of a pack): {shortfall}")
+    if builtin.shortfalls and not args.allow_low_coverage:
+        for shortfall in builtin.shortfalls:
             print(f"coverage: {shortfall}", file=sys.stderr)
         return 1
+    with_packs = f"; {len(corpus.packs)} pack(s): {', '.join(corpus.packs)}" if packs else ""
     print(
         f"\ncorpus OK: {cov.total} questions in {len(corpus.topics)} topics "
-        f"(version {corpus.version})"
+        f"(version {corpus.version}{with_packs})"
     )
     return 0
 
 
-def _build_index(settings: Settings, rebuild: bool, quiet: bool) -> int:
-    """Sync the question index with the corpus, with a progress bar; returns #questions."""
+def _corpus_new(args: argparse.Namespace, settings: Settings) -> int:
+    from app.corpus.loader import _load_topics
+    from app.corpus.template import TemplateError, write_template
+
+    topics_file, _ = _load_topics(settings.corpus_dir)
+    builtin = {t.id for t in topics_file.topics} if topics_file else set()
+    folder = Path(args.dir)
+    try:
+        written, note = write_template(args.topic, folder, builtin)
+    except (TemplateError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    if note:
+        print(f"note: {note}")
+    print(f"Replace every text starting with TODO, then run: interviewer corpus check {folder}")
+    return 0
+
+
+def _build_index(
+    settings: Settings, rebuild: bool, quiet: bool, corpus: Corpus | None = None
+) -> int:
+    """Sync the question index with the corpus (built-in plus packs), with a progress bar;
+    returns #questions."""
     from tqdm import tqdm
 
     from app.corpus import load_corpus
     from app.retrieval.index import QuestionIndex
 
-    corpus = load_corpus(settings.corpus_dir)
+    if corpus is None:
+        corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
     index = QuestionIndex.open(settings)
     if rebuild:
         index.client.delete_collection(settings.chroma_collection)
@@ -76,9 +132,10 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     from app.corpus import load_corpus
     from app.services import warm_rubric_vectors
 
-    _build_index(settings, args.rebuild, args.quiet)
+    corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
+    _build_index(settings, args.rebuild, args.quiet, corpus)
     if settings.warm_vectors:  # what the app would otherwise embed in the background
-        new = warm_rubric_vectors(settings, load_corpus(settings.corpus_dir))
+        new = warm_rubric_vectors(settings, corpus)
         print(f"rubric vectors ready ({new} newly embedded)")
     return 0
 
@@ -101,6 +158,16 @@ def _prepare_app(settings: Settings, server_up: Callable[[], bool]) -> None:
         print(f"warning: preparing the app failed: {exc}", file=sys.stderr)
 
 
+def _export_packs(settings: Settings) -> Settings:
+    """The pages read :func:`get_settings`, so ``--pack`` folders reach them through the
+    environment (Streamlit runs in this process); returns the settings they will see."""
+    if settings.corpus_packs == get_settings().corpus_packs:
+        return settings
+    os.environ[PACKS_ENV] = json.dumps([str(path) for path in settings.corpus_packs])
+    get_settings.cache_clear()
+    return get_settings()
+
+
 def _app(args: argparse.Namespace, settings: Settings) -> int:
     """Streamlit in this process: the corpus, index and app modules load in a background
     thread while the web server starts, so the first page finds them ready."""
@@ -109,6 +176,8 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
     from streamlit.web import cli as streamlit_cli
 
     from app.config import PACKAGE_DIR
+
+    settings = _export_packs(settings)
 
     if settings.chroma_mode == "embedded" and not settings.chroma_path.exists():
         from app.corpus import CorpusError
@@ -186,32 +255,66 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+PACK_HELP = (
+    "a question pack: an extra corpus folder, loaded after the built-in corpus and any in "
+    f"{PACKS_ENV} (repeatable)"
+)
+
+
+def _add_pack_flag(parser: argparse.ArgumentParser, dest: str = "packs") -> None:
+    parser.add_argument(
+        "--pack", action="append", dest=dest, default=None, metavar="DIR", help=PACK_HELP
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="interviewer",
         description="Practice interviewer for senior Python engineers (offline by default).",
     )
+    # Before the command (`interviewer --pack DIR chat`) or after it (`chat --pack DIR`).
+    _add_pack_flag(parser, dest="global_packs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     corpus = commands.add_parser("corpus", help="work with the question corpus")
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
-    check = corpus_commands.add_parser("check", help="validate every corpus file; print coverage")
+    check = corpus_commands.add_parser(
+        "check",
+        help="validate every corpus file (or one question pack: PATH); print coverage",
+        description="Validate the built-in corpus and any configured packs; with PATH, "
+        "validate that folder as a question pack against the built-in corpus alone (other "
+        "packs are not loaded, and the pack's coverage is information, not a requirement).",
+    )
+    check.add_argument("path", nargs="?", metavar="PATH", help="a question pack folder")
     check.add_argument("--corpus-dir", help="corpus folder (default: the configured corpus)")
     check.add_argument(
         "--allow-low-coverage",
         action="store_true",
         help="do not fail when the coverage minimums are not met (for small custom corpora)",
     )
+    _add_pack_flag(check)
     check.set_defaults(handler=_corpus_check)
+    new = corpus_commands.add_parser(
+        "new",
+        help="write a commented template for a topic file (DIR/TOPIC.yaml)",
+        description="Write DIR/TOPIC.yaml: a commented topic file with one complete example "
+        "question whose TODO texts you replace (and DIR/topics.yaml for a new topic). "
+        "An existing file is never overwritten.",
+    )
+    new.add_argument("topic", metavar="TOPIC", help="topic id, e.g. asyncio or team_billing")
+    new.add_argument("--dir", default=".", help="folder to write into (default: current)")
+    new.set_defaults(handler=_corpus_new)
 
     index = commands.add_parser("index", help="embed the corpus into Chroma (incremental)")
     index.add_argument("--rebuild", action="store_true", help="drop the collection first")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_pack_flag(index)
     index.set_defaults(handler=_index)
 
     app = commands.add_parser("app", help="launch the Streamlit app on 127.0.0.1")
     app.add_argument("--port", type=int, default=8501)
     app.add_argument("--address", default="127.0.0.1")
+    _add_pack_flag(app)
     app.set_defaults(handler=_app)
 
     from app.corpus.models import Role
@@ -225,12 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", default=None, help="litellm model string (default: settings)")
     chat.add_argument("--seed", type=int, default=None)
     chat.add_argument("--resume", metavar="SESSION_ID", help="continue an unfinished session")
+    _add_pack_flag(chat)
     chat.set_defaults(handler=_chat)
 
     from app.evals.cli import add_eval_commands
 
     add_eval_commands(commands)
+    _add_pack_flag(commands.choices["eval"])
     return parser
+
+
+def with_packs(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with the ``--pack`` folders added after the configured ones."""
+    given = [*(args.global_packs or []), *(getattr(args, "packs", None) or [])]
+    if not given:
+        return settings
+    packs = list(dict.fromkeys([*settings.corpus_packs, *(Path(p).expanduser() for p in given)]))
+    return settings.model_copy(update={"corpus_packs": packs})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args, get_settings())
+        return handler(args, with_packs(get_settings(), args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -6,13 +6,14 @@ environment itself, so tests and the UI can run with settings of their own.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     corpus_dir: Path = Field(default_factory=lambda: _bundled_or_repo("corpus"))
     prompts_dir: Path = Field(default_factory=lambda: _bundled_or_repo("prompts"))
+    # Question packs: extra corpus folders loaded after the built-in corpus, in this order.
+    # INTERVIEWER_CORPUS_PACKS is a JSON list or an os.pathsep-separated ("a:b") string.
+    corpus_packs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     # Chroma: an embedded PersistentClient under data_dir, or a `chroma run` server.
     chroma_mode: Literal["embedded", "server"] = "embedded"
@@ -73,6 +77,21 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("corpus_packs", mode="before")
+    @classmethod
+    def _pack_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(os.pathsep) if part.strip()]
+        return value
+
+    @field_validator("corpus_packs")
+    @classmethod
+    def _expand_packs(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser() for path in value]
 
     @property
     def offline(self) -> bool:

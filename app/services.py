@@ -99,7 +99,7 @@ def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Fo
     that the first answer to each question grades as fast as the rest without delaying the
     start; anything not yet warm is embedded on first use.
     """
-    corpus = load_corpus(settings.corpus_dir)
+    corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)  # built-in + packs
     index, report, error = open_index(settings, corpus)
     if settings.warm_vectors if warm_vectors is None else warm_vectors:
         warm_in_background(settings, corpus)

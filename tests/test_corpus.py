@@ -12,7 +12,13 @@ import yaml
 from app.cli import main
 from app.config import REPO_DIR
 from app.corpus import Corpus, Role, check_corpus
-from app.corpus.coverage import MIN_PER_ROLE, MIN_PER_TOPIC, MIN_QUESTIONS, coverage
+from app.corpus.coverage import (
+    MIN_PER_LEVEL,
+    MIN_PER_ROLE,
+    MIN_PER_TOPIC,
+    MIN_QUESTIONS,
+    coverage,
+)
 from app.corpus.models import MODEL_ANSWER_WORDS
 from app.text import word_count
 
@@ -20,10 +26,41 @@ from app.text import word_count
 def test_real_corpus_validates_with_coverage_minimums(corpus: Corpus) -> None:
     cov = coverage(corpus)
     assert cov.ok, cov.shortfalls
-    assert cov.total >= MIN_QUESTIONS
-    assert min(cov.by_topic[t] for t in corpus.topics) >= MIN_PER_TOPIC
-    assert min(cov.by_role[r] for r in Role) >= MIN_PER_ROLE
+    assert cov.total >= MIN_QUESTIONS >= 320
+    assert min(cov.by_topic[t] for t in corpus.topics) >= MIN_PER_TOPIC >= 10
+    assert min(cov.by_role[r] for r in Role) >= MIN_PER_ROLE >= 80
+    for topic in corpus.topics:
+        for level, needed in MIN_PER_LEVEL.items():
+            assert cov.by_topic_difficulty[(topic, level)] >= needed >= 1, (topic, level)
+    assert MIN_PER_LEVEL[1] >= 2 and MIN_PER_LEVEL[2] >= 2
     assert cov.article_examples == 6
+
+
+def test_every_question_states_sources_and_python_versions(corpus: Corpus) -> None:
+    for question in corpus.questions.values():
+        assert question.sources and all(s.startswith("https://") for s in question.sources)
+        assert question.python, question.id
+
+
+def test_coverage_needs_every_level_in_every_topic(corpus: Corpus) -> None:
+    """A topic missing level 5, or with one question at level 1, is a shortfall."""
+    asyncio = corpus.by_topic("asyncio")
+    kept = [q for q in asyncio if q.difficulty != 5]
+    kept = [q for q in kept if q.difficulty != 1][:12] + [q for q in kept if q.difficulty == 1][:1]
+    small = corpus.model_copy(
+        update={
+            "topics": {"asyncio": corpus.topics["asyncio"]},
+            "questions": {q.id: q for q in kept},
+        }
+    )
+    shortfalls = coverage(small).shortfalls
+    levels = [s for s in shortfalls if "levels 1/2/3/4/5" in s]
+    counts = [sum(q.difficulty == d for q in kept) for d in range(1, 6)]
+    assert levels == [
+        f"topic asyncio: {'/'.join(map(str, counts))} questions at levels 1/2/3/4/5; "
+        "at least 2/2/1/1/1 needed"
+    ]
+    assert counts[0] == 1 and counts[4] == 0
 
 
 def test_every_question_meets_the_content_rules(corpus: Corpus) -> None:
@@ -53,6 +90,11 @@ def test_corpus_check_command_prints_coverage_table(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "topic" in out and "ml_eng" in out and "corpus OK" in out
     assert "difficulty: 1:" in out
+    header = next(line for line in out.splitlines() if line.startswith("topic"))
+    assert header.split()[-5:] == ["L1", "L2", "L3", "L4", "L5"]
+    row = next(line for line in out.splitlines() if line.startswith("asyncio "))
+    levels = [int(n) for n in row.split()[-5:]]
+    assert sum(levels) == int(row.split()[-6]) and min(levels) >= 1
 
 
 # -- broken files ------------------------------------------------------------------------
@@ -119,6 +161,30 @@ def test_unknown_field_points_at_the_key(tmp_path: Path, valid_pair: list[dict[s
     assert "asyncio-cancellation-semantics" in unknown.message
     # the other question's follow-up into the invalid one says so, once
     assert "refers to 'asyncio-cancellation-semantics', which has errors" in follow_up.message
+
+
+@pytest.mark.parametrize("field", ["sources", "python"])
+def test_sources_and_python_are_required(
+    tmp_path: Path, valid_pair: list[dict[str, Any]], field: str
+) -> None:
+    del valid_pair[1][field]
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    missing = [i for i in issues if f".{field}: Field required" in i.message]
+    assert len(missing) == 1
+    assert missing[0].path == path
+    assert missing[0].line == _line_of(path, "- id: asyncio-cancellation-semantics")
+
+
+def test_sources_need_at_least_one_url(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:
+    valid_pair[0]["sources"] = []
+    path = _write(tmp_path, valid_pair)
+    _, issues = check_corpus(tmp_path)
+    assert any(
+        "sources: List should have at least 1 item" in i.message
+        and i.line == _line_of(path, "sources: []")
+        for i in issues
+    ), issues
 
 
 def test_missing_rubric_is_reported(tmp_path: Path, valid_pair: list[dict[str, Any]]) -> None:

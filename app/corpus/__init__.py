@@ -1,6 +1,13 @@
 """The curated question corpus: schema, loading with file:line errors, and coverage."""
 
-from app.corpus.loader import CorpusError, CorpusIssue, check_corpus, load_corpus
+from app.corpus.loader import (
+    CorpusError,
+    CorpusIssue,
+    CorpusReport,
+    check_corpus,
+    load_corpus,
+    read_corpus,
+)
 from app.corpus.models import (
     Corpus,
     Criterion,
@@ -17,6 +24,7 @@ __all__ = [
     "Corpus",
     "CorpusError",
     "CorpusIssue",
+    "CorpusReport",
     "Criterion",
     "FollowUp",
     "Kind",
@@ -27,4 +35,5 @@ __all__ = [
     "TopicInfo",
     "check_corpus",
     "load_corpus",
+    "read_corpus",
 ]

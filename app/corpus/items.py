@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from app.corpus.models import (
+    MAX_TEXT_CHARS,
     Corpus,
     Criterion,
     FollowUp,
@@ -76,16 +77,21 @@ def derive_rubric(reference_answer: str, key_points: list[str] | None = None) ->
     criteria = [
         Criterion(
             id=f"point_{index + 1}",
-            name=_short_name(group[0]),
+            name=_clip(_short_name(group[0])),
             weight=weight
             if index < len(groups) - 1
             else round(1.0 - weight * (len(groups) - 1), 6),
-            description=" ".join(group),
-            key_points=group,
+            description=_clip(" ".join(group)),
+            key_points=[_clip(point) for point in group],
         )
         for index, group in enumerate(groups)
     ]
     return Rubric(criteria=criteria, levels=GENERIC_LEVELS)
+
+
+def _clip(text: str) -> str:
+    """Within the schema's cap on a text field (a long eval reference answer may exceed it)."""
+    return text if len(text) <= MAX_TEXT_CHARS else text[: MAX_TEXT_CHARS - 3].rstrip() + "..."
 
 
 def _short_name(text: str, words: int = 8) -> str:

@@ -51,10 +51,28 @@ class Kind(StrEnum):
     CODING = "coding"  # the candidate writes code; graded by running hidden tests
 
 
+# Every text field has a length cap, so a runaway value (a pasted log, a 5 MB line) is
+# rejected with its line before any validator that reads it runs. The caps are several times
+# the longest text in the corpus: prose fields (names, key points, levels, corrections) at
+# most 2,000 characters, a question or model answer at most 8,000 (a model answer also has
+# 100-400 words), and the code of a coding question at most 20,000.
+MAX_TEXT_CHARS = 2_000
+MAX_LONG_TEXT_CHARS = 8_000
+MAX_CODE_CHARS = 20_000
+
+
 QuestionId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=80)]
 CriterionId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)]
 TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LONG_TEXT_CHARS)
+]
+Code = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CODE_CHARS)
+]
 SourceUrl = Annotated[str, StringConstraints(pattern=r"^https://\S+$", max_length=300)]
 
 
@@ -68,7 +86,7 @@ def _specifier(value: str) -> str:
     return value
 
 
-PythonSpecifier = Annotated[str, AfterValidator(_specifier)]
+PythonSpecifier = Annotated[str, StringConstraints(max_length=100), AfterValidator(_specifier)]
 
 MODEL_ANSWER_WORDS = (100, 400)
 CORPUS_CRITERIA = (3, 6)
@@ -135,10 +153,10 @@ class FollowUp(_Strict):
     """
 
     ref: QuestionId | None = None
-    question: Text | None = None
+    question: LongText | None = None
     key_points: list[Text] = Field(default_factory=list, max_length=6)
     probes: Text
-    targets: list[CriterionId] = Field(default_factory=list)
+    targets: list[CriterionId] = Field(default_factory=list, max_length=6)
 
     @model_validator(mode="after")
     def _ref_or_inline(self) -> Self:
@@ -180,10 +198,10 @@ class CodingSpec(_Strict):
     decide the ``correctness`` criterion and are never shown.
     """
 
-    starter: Text
-    solution: Text
-    visible_tests: Text
-    hidden_tests: Text
+    starter: Code
+    solution: Code
+    visible_tests: Code
+    hidden_tests: Code
     time_limit_s: float = Field(default=10.0, gt=0, le=60)
     memory_mb: int = Field(default=512, ge=64, le=4096)
 
@@ -191,20 +209,21 @@ class CodingSpec(_Strict):
 class Question(_Strict):
     id: QuestionId
     topic: TopicId
-    subtopics: list[Text] = Field(min_length=1)
+    subtopics: list[Text] = Field(min_length=1, max_length=12)
     roles: list[Role] = Field(min_length=1)
     difficulty: int = Field(ge=1, le=5)
     kind: Kind
-    question: Text
-    model_answer: Text
+    question: LongText
+    model_answer: LongText
     rubric: Rubric
-    misconceptions: list[Misconception] = Field(min_length=1)
+    misconceptions: list[Misconception] = Field(min_length=1, max_length=10)
     follow_ups: list[FollowUp] = Field(min_length=1, max_length=3)
-    source: str | None = None  # e.g. "article" for the seed article's example questions
+    # e.g. "article" for the seed article's example questions
+    source: Annotated[str, StringConstraints(max_length=40)] | None = None
     # Where the answer's claims can be checked (docs or PEP URLs), and the Python versions
-    # they hold for. Required by `interviewer corpus check` (see corpus/README.md).
-    sources: list[SourceUrl] = Field(default_factory=list, max_length=8)
-    python: PythonSpecifier | None = None
+    # they hold for (a PEP 440 specifier such as ">=3.11").
+    sources: list[SourceUrl] = Field(min_length=1, max_length=8)
+    python: PythonSpecifier
     coding: CodingSpec | None = None
 
     @model_validator(mode="after")
@@ -221,7 +240,7 @@ class Question(_Strict):
         loose = bare_code_line(self.question)
         if loose is not None:
             raise ValueError(
-                f"the question has code outside a code block ({loose!r}); put it in a "
+                f"the question has code outside a code block ({loose[:80]!r}); put it in a "
                 "```python fence or indent it by 4 spaces, or Markdown joins its lines"
             )
         words = word_count(self.model_answer)
@@ -267,14 +286,28 @@ class TopicsFile(_Strict):
     topics: list[TopicInfo] = Field(min_length=1)
 
 
+class PackTopicsFile(_Strict):
+    """A question pack's optional ``topics.yaml``: the new topics it adds."""
+
+    version: Text | None = None
+    topics: list[TopicInfo] = Field(min_length=1)
+
+
 class Corpus(BaseModel):
-    """The validated corpus: every question by id, and the topics in display order."""
+    """The validated corpus: every question by id, and the topics in display order.
+
+    With question packs it is the built-in corpus plus every pack's valid questions;
+    ``pack_issues`` lists what was wrong in the packs (``file:line: message``), since a
+    broken pack file does not stop the rest from loading.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     version: str
     topics: dict[str, TopicInfo]
     questions: dict[str, Question]
+    packs: list[str] = []
+    pack_issues: list[str] = []
 
     def by_topic(self, topic: str) -> list[Question]:
         return [q for q in self.questions.values() if q.topic == topic]

@@ -43,7 +43,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if not chosen:
         print(f"error: no items in split {args.split!r}", file=sys.stderr)
         return 2
-    corpus = load_corpus(settings.corpus_dir)
+    corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
     warm_rubric_vectors(settings, corpus)  # embedded once, kept on disk
     model = args.model if args.grader == "llm" else ""
     if args.concurrency:

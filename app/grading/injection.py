@@ -41,11 +41,12 @@ _PATTERNS = [
     r"[^.\n]{0,30}?\b[0-5](\.\d)?\s*/\s*5\b",
     r"\b[0-5](\.\d)?\s*/\s*5\b\s*(answer|response|submission|on (every|each|all)|for (every|each|"
     r"all|this)|overall)\b",
-    r"\b(full|maximum|perfect|top) marks\b|\bfull (score|points|credit)\b",
+    # "full marks", and "full score/points/credit" when it is asked for or awarded (an eval
+    # harness that "still produces a full score" is a technical sentence)
+    r"\b(full|maximum|perfect|top) marks\b|\b(deserves?|earns?|gets?|receives?|award(ed)?|"
+    r"give|grant(ed)?|merits?|worth)\b[^.\n]{0,20}?\bfull (score|points|credit)\b",
     r"\bthis (answer|response|submission) (is|deserves|should (get|receive|be graded))\b"
     r"[^.\n]{0,40}?\b(excellent|perfect|5|five|full|correct|senior[- ]level)\b",
-    # fake verdicts: {"overall": 5}, score: 5, "level": 5
-    rf"[\"']?\b(overall(_score)?|score|grade|verdict)\b[\"']?\s*[:=]\s*[\"']?{_SCORE}",
     # delimiter breaking and fake roles (not a regex's named group such as (?P<user>...))
     r"(?<!\?P)</?\s*(candidate_answer|candidate|system|instructions?|rubric|assistant|user|"
     r"grader)\s*>",
@@ -73,12 +74,37 @@ _PATTERNS = [
     r"\bas an ai\b[^.\n]{0,40}?\b(must|should|will)\b",
 ]
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
+# A fake verdict field in prose: {"overall": 5}, score: 5, "level": 5. Inside a code block the
+# same shape is data (``{"score": 3}``), so there only the patterns above apply.
+_VERDICT_FIELD = re.compile(
+    rf"[\"']?\b(overall(_score)?|score|grade|verdict)\b[\"']?\s*[:=]\s*[\"']?{_SCORE}",
+    re.IGNORECASE,
+)
+_FENCED = re.compile(r"(```.*?(?:```|$))", re.DOTALL)
 # A JSON verdict: a grading key with a score (or a criteria list) as its value.
 _JSON_BLOB = re.compile(
     r"\{[^{}]{0,2000}?[\"'](overall|score|overall_score|level|criteria|grade|verdict)[\"']\s*:\s*"
     rf"(?:[\"']?{_SCORE}|\[)[^{{}}]{{0,2000}}?\}}",
     re.IGNORECASE | re.DOTALL,
 )
+# Keys a verdict is made of; an object with any other key (``{"name": "a", "score": 3}``)
+# is data the answer talks about, and so is an object that is an argument or a value in code
+# (``pd.DataFrame({"score": [...]})``, ``rows = [{...}]``).
+_VERDICT_KEYS = frozenset(
+    "overall overall_score score scores grade grades level verdict criteria criterion "
+    "criterion_id id reasoning justification evidence rationale feedback coaching comment "
+    "comments misconceptions missed_key_points injection_detected pass passed result".split()
+)
+_KEY = re.compile(r"[\"']([A-Za-z_][\w-]*)[\"']\s*:")
+_CODE_CONTEXT = re.compile(r"[(=\[,]\s*$")
+
+
+def _is_verdict(text: str, match: re.Match[str]) -> bool:
+    keys = {k.lower() for k in _KEY.findall(match.group(0))}
+    in_code = bool(_CODE_CONTEXT.search(text[max(0, match.start() - 40) : match.start()]))
+    return bool(keys) and keys <= _VERDICT_KEYS and not in_code
+
+
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 # A quotation inside a sentence of the candidate's own is a mention ('a retrieved page can
 # say "ignore previous instructions"'), not an instruction; a quotation on its own is not.
@@ -102,27 +128,36 @@ class Scrubbed:
         return bool(self.removed)
 
 
-def looks_like_injection(text: str) -> bool:
-    return bool(_INJECTION.search(text) or _JSON_BLOB.search(text))
-
-
-def _addresses_grader(sentence: str) -> bool:
+def _addresses_grader(sentence: str, in_code: bool = False) -> bool:
     framing = _QUOTED.sub(" ", sentence)
-    if len(framing.split()) >= MIN_FRAMING_WORDS:
-        return bool(_INJECTION.search(framing))
-    return bool(_INJECTION.search(sentence))
+    text = framing if len(framing.split()) >= MIN_FRAMING_WORDS else sentence
+    return bool(_INJECTION.search(text) or (not in_code and _VERDICT_FIELD.search(text)))
 
 
 def scrub_injection(answer: str) -> Scrubbed:
     """The answer without JSON verdict blobs and sentences that address the grader."""
     removed = [m.group(0) for m in _HTML_COMMENT.finditer(answer) if _INJECTION.search(m.group(0))]
     text = _HTML_COMMENT.sub(lambda m: " " if _INJECTION.search(m.group(0)) else m.group(0), answer)
-    removed += [m.group(0) for m in _JSON_BLOB.finditer(text)]
-    text = _JSON_BLOB.sub(" ", text)
+    verdicts = [m for m in _JSON_BLOB.finditer(text) if _is_verdict(text, m)]
+    removed += [m.group(0) for m in verdicts]
+    for found in reversed(verdicts):
+        text = text[: found.start()] + " " + text[found.end() :]
     kept: list[str] = []
-    for piece in _CLAUSES.split(text):
-        if _addresses_grader(piece):
-            removed.append(piece.strip())
-        else:
-            kept.append(piece)
+    for segment in _FENCED.split(text):
+        if segment.startswith("```"):  # code: its comments are prose, the rest is data
+            lines = []
+            for line in segment.split("\n"):
+                _code, hash_sign, comment = line.partition("#")
+                if (hash_sign and _addresses_grader(comment)) or _addresses_grader(line, True):
+                    removed.append(line.strip())
+                else:
+                    lines.append(line)
+            if any(line.strip() and not line.strip().startswith("```") for line in lines):
+                kept.append("\n".join(lines))
+            continue
+        for piece in _CLAUSES.split(segment):
+            if _addresses_grader(piece):
+                removed.append(piece.strip())
+            else:
+                kept.append(piece)
     return Scrubbed(text=" ".join(kept).strip(), removed=[r for r in removed if r])

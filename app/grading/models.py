@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
-
-GraderName = Literal["offline", "llm"]
 
 
 class CriterionScore(BaseModel):
@@ -38,7 +34,7 @@ class GraderRun(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    grader: GraderName
+    grader: str  # a name registered in app.grading.registry
     model: str | None = None
     prompt_version: str | None = None
     fallback_reason: str | None = None  # set when an LLM failed and the offline grader graded

@@ -19,7 +19,7 @@ from app.corpus.models import Question
 from app.embeddings import EmbeddingModelMissingError, MiniLMEncoder, get_encoder, model_files
 from app.retrieval import selector as selector_module
 from app.retrieval.index import QuestionIndex, document_text
-from app.retrieval.plan import InterviewSetup
+from app.retrieval.plan import MAX_LENGTH, InterviewSetup
 from app.retrieval.selector import (
     AskedTurn,
     SelectionError,
@@ -357,25 +357,27 @@ def _play(selector: Selector, plan: InterviewSetup, scores: list[float]) -> list
     return history
 
 
-def test_no_repeats_over_thirty_questions_and_spread(index: QuestionIndex, corpus: Corpus) -> None:
+def test_no_repeats_over_a_longest_session_and_spread(
+    index: QuestionIndex, corpus: Corpus
+) -> None:
     selector = Selector(corpus, index)
     plan = InterviewSetup(
         role=Role.ML_ENGINEER,
         topics=["numpy", "memory", "pandas"],
         difficulty=3,
-        length=30,
+        length=MAX_LENGTH,
         seed=4,
     )
-    scores = [4.5, 1.0, 3.0, 2.0, 4.0, 0.5] * 5
+    scores = ([4.5, 1.0, 3.0, 2.0, 4.0, 0.5] * 3)[:MAX_LENGTH]
     history = _play(selector, plan, scores)
     ids = [turn.item.id for turn in history]
-    assert len(history) == 30
+    assert len(history) == MAX_LENGTH
     assert len(ids) == len(set(ids))
     for turn in history:
         assert turn.item.topic in plan.topics
         assert Role.ML_ENGINEER in turn.item.roles
     counts = {t: sum(1 for turn in history if turn.item.topic == t) for t in plan.topics}
-    assert min(counts.values()) >= 6, counts
+    assert min(counts.values()) >= 4, counts
 
 
 @pytest.mark.parametrize(

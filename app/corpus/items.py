@@ -13,7 +13,6 @@ from app.corpus.models import (
     MAX_TEXT_CHARS,
     Corpus,
     Criterion,
-    FollowUp,
     Kind,
     Misconception,
     Question,
@@ -120,7 +119,7 @@ def follow_up_id(parent_id: str, index: int) -> str:
 
 def item_from_follow_up(corpus: Corpus, parent: Question, index: int) -> InterviewItem:
     """The follow-up as an item: the referenced question, or the inline one with its rubric."""
-    follow_up: FollowUp = parent.follow_ups[index]
+    follow_up = parent.follow_ups[index]
     if follow_up.ref is not None:
         target = item_from_question(corpus.get(follow_up.ref))
         return target.model_copy(update={"parent_id": parent.id, "probes": follow_up.probes})

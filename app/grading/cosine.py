@@ -19,15 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from app.corpus.items import InterviewItem
 from app.embeddings import MiniLMEncoder, get_encoder
-from app.grading.base import (
-    Grader,
-    GraderCapabilities,
-    GraderContext,
-    GraderIdentity,
-    ProposedCriterion,
-    assemble,
-)
-from app.grading.models import Evaluation
+from app.grading.base import Grader, GraderContext, ProposedCriterion, assemble
+from app.grading.models import Evaluation, GraderCapabilities, GraderIdentity
 from app.grading.scoring import clamp_score
 
 PARAMS_FILE = Path(__file__).with_name("cosine_params.json")
@@ -38,21 +31,21 @@ COACHING = (
 
 
 class CosineParams(BaseModel):
-    """score = clamp(slope * cosine + intercept, 0, 5)."""
+    """score = clamp(slope * cosine + intercept, 0, 5); unfitted, cosine 1 scores 5."""
 
     model_config = ConfigDict(frozen=True)
 
-    version: str = "untrained"
     slope: float = 5.0
     intercept: float = 0.0
+    version: str = "untrained"
     fit: dict[str, object] = {}  # how and on what these were fit (documented, not used)
 
 
 @lru_cache(maxsize=4)
 def load_params(path: Path = PARAMS_FILE) -> CosineParams:
-    if path.is_file():
-        return CosineParams.model_validate_json(path.read_text(encoding="utf-8"))
-    return CosineParams()
+    """The fitted constants from ``cosine_params.json`` (the unfitted ones without it)."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else "{}"
+    return CosineParams.model_validate_json(text)
 
 
 def similarity(encoder: MiniLMEncoder, answer: str, reference: str) -> float:

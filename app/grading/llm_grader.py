@@ -26,16 +26,9 @@ from app import limits
 from app.bands import UNEVIDENCED_SCORE_CAP
 from app.corpus.items import InterviewItem
 from app.errors import GradingError, LLMError
-from app.grading.base import (
-    Grader,
-    GraderCapabilities,
-    GraderContext,
-    GraderIdentity,
-    ProposedCriterion,
-    assemble,
-)
+from app.grading.base import Grader, GraderContext, ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
-from app.grading.models import DetectedMisconception, Evaluation
+from app.grading.models import DetectedMisconception, Evaluation, GraderCapabilities, GraderIdentity
 from app.limits import at_most, capped
 from app.llm import ChatModel, ChatReply, Message, Usage
 from app.prompts import Prompt, load_prompt

@@ -36,16 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.corpus.items import InterviewItem
 from app.corpus.models import Corpus
 from app.embeddings import MiniLMEncoder, get_encoder
-from app.grading.base import (
-    Grader,
-    GraderCapabilities,
-    GraderContext,
-    GraderIdentity,
-    ProposedCriterion,
-    assemble,
-)
+from app.grading.base import Grader, GraderContext, ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
-from app.grading.models import DetectedMisconception, Evaluation
+from app.grading.models import DetectedMisconception, Evaluation, GraderCapabilities, GraderIdentity
 from app.prompts import Prompt, load_prompt
 from app.text import (
     NEGATIONS,

@@ -3,7 +3,7 @@ the evals; litellm behind it for real providers, a deterministic mock for everyt
 
 from app.config import Settings
 from app.errors import LLMError
-from app.llm.base import ChatModel, ChatReply, Message, Usage
+from app.llm.base import ChatModel, ChatReply, ChatRequest, Message, Usage
 from app.llm.litellm_model import LiteLLMChatModel
 from app.llm.mock import MockChatModel, is_mock
 from app.llm.policy import CallPolicy
@@ -20,6 +20,7 @@ __all__ = [
     "CallPolicy",
     "ChatModel",
     "ChatReply",
+    "ChatRequest",
     "LLMError",
     "LiteLLMChatModel",
     "Message",

@@ -52,8 +52,20 @@ class ChatReply:
     usage: Usage = Usage()
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    """One call as an implementation receives it."""
+
+    messages: list[dict[str, str]]
+    schema: type[BaseModel] | None = None  # ask for (and expect) this JSON shape
+    temperature: float = 0.0
+    max_tokens: int | None = None
+
+
 class ChatModel(Protocol):
-    """A chat model. Implementations own retries, timeouts, rate limits and redaction."""
+    """A chat model. Implementations subclass this protocol and provide :meth:`respond`
+    and :meth:`respond_stream` (and own retries, timeouts, rate limits and redaction);
+    callers use :meth:`complete` and :meth:`stream`."""
 
     name: str  # the model string, e.g. "openai/gpt-4o-mini" or "mock"
 
@@ -66,13 +78,22 @@ class ChatModel(Protocol):
         max_tokens: int | None = None,
     ) -> ChatReply:
         """One completion; with ``schema``, text that should validate as it."""
-        ...
+        sent = [dict(m) for m in messages]
+        return await self.respond(ChatRequest(sent, schema, temperature, max_tokens))
 
     def stream(
         self, messages: Sequence[Message], *, temperature: float = 0.3
     ) -> AsyncGenerator[str, None]:
         """Text deltas as they arrive; a stream that breaks raises LLMError with the text
         received so far in ``partial``."""
+        return self.respond_stream(ChatRequest([dict(m) for m in messages], None, temperature))
+
+    async def respond(self, request: ChatRequest) -> ChatReply:
+        """The completion for ``request``; :class:`app.errors.LLMError` if there is none."""
+        ...
+
+    def respond_stream(self, request: ChatRequest) -> AsyncGenerator[str, None]:
+        """The deltas for ``request``."""
         ...
 
     def redact(self, text: str) -> str:

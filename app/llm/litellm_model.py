@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from typing import Any
-
-from pydantic import BaseModel
 
 from app.config import Settings
 from app.errors import LLMError
-from app.llm.base import ChatReply, Message, Usage
+from app.llm.base import ChatModel, ChatReply, ChatRequest, Usage
 from app.llm.policy import CallPolicy, litellm_module
 
 
@@ -40,7 +38,7 @@ def _schema_rejected(exc: BaseException) -> bool:
     )
 
 
-class LiteLLMChatModel:
+class LiteLLMChatModel(ChatModel):
     """Async chat completions with one call policy and usage accounting."""
 
     def __init__(self, policy: CallPolicy) -> None:
@@ -62,24 +60,17 @@ class LiteLLMChatModel:
     def redact(self, text: str) -> str:
         return self.policy.redact(text)
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        schema: type[BaseModel] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-    ) -> ChatReply:
+    async def respond(self, request: ChatRequest) -> ChatReply:
         """One completion. Raises :class:`LLMError` when it cannot get one."""
         litellm = litellm_module()
         started = time.perf_counter()
         options = self.policy.litellm_options()
-        options.update(messages=[dict(m) for m in messages], temperature=temperature)
-        if max_tokens:
-            options["max_tokens"] = max_tokens
-        structured = schema is not None and self._schema_supported
+        options.update(messages=request.messages, temperature=request.temperature)
+        if request.max_tokens:
+            options["max_tokens"] = request.max_tokens
+        structured = request.schema is not None and self._schema_supported
         if structured:
-            options["response_format"] = schema
+            options["response_format"] = request.schema
 
         async def call() -> Any:
             return await litellm.acompletion(**options)
@@ -110,14 +101,12 @@ class LiteLLMChatModel:
             ),
         )
 
-    async def stream(
-        self, messages: Sequence[Message], *, temperature: float = 0.3
-    ) -> AsyncGenerator[str, None]:
+    async def respond_stream(self, request: ChatRequest) -> AsyncGenerator[str, None]:
         """Text deltas as they arrive. Retries only before the first delta; a stream that
         breaks later raises :class:`LLMError` carrying the text received so far."""
         litellm = litellm_module()
         options = self.policy.litellm_options()
-        options.update(messages=[dict(m) for m in messages], temperature=temperature, stream=True)
+        options.update(messages=request.messages, temperature=request.temperature, stream=True)
 
         async def call() -> Any:
             return await litellm.acompletion(**options)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from app.llm.base import ChatReply, Message, Usage
+from app.llm.base import ChatModel, ChatReply, ChatRequest, Message, Usage
 from app.llm.redact import redact
 
 MOCK_PREFIX = "mock"
@@ -61,22 +60,12 @@ def _words(messages: Sequence[Message]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
 
 
-@dataclass(frozen=True)
-class MockCall:
-    """One request the mock received."""
-
-    messages: list[dict[str, str]]
-    schema: type[BaseModel] | None
-    temperature: float
-    stream: bool
-
-
-class MockChatModel:
+class MockChatModel(ChatModel):
     """A :class:`app.llm.base.ChatModel` that needs nothing and always answers."""
 
     def __init__(self, name: str = MOCK_PREFIX) -> None:
         self.name = name
-        self.history: list[MockCall] = []
+        self.history: list[ChatRequest] = []  # every request, in order (streams too)
         self._queue: deque[str | BaseException] = deque()
 
     def enqueue(self, *replies: str | BaseException) -> None:
@@ -86,46 +75,30 @@ class MockChatModel:
     def redact(self, text: str) -> str:
         return redact(text)
 
-    def _reply(
-        self,
-        messages: Sequence[Message],
-        schema: type[BaseModel] | None,
-        temperature: float,
-        stream: bool,
-    ) -> str:
-        self.history.append(MockCall([dict(m) for m in messages], schema, temperature, stream))
+    def _reply(self, request: ChatRequest) -> str:
+        self.history.append(request)
         if self._queue:
             queued = self._queue.popleft()
             if isinstance(queued, BaseException):
                 raise queued
             return queued
-        if schema is None:
+        if request.schema is None:
             return MOCK_TEXT
-        own = getattr(schema, "mock_reply", None)
-        example: BaseModel = own(messages) if callable(own) else schema_example(schema)
-        return example.model_dump_json()
+        own = getattr(request.schema, "mock_reply", None)
+        example = own(request.messages) if callable(own) else schema_example(request.schema)
+        return str(example.model_dump_json())
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        schema: type[BaseModel] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-    ) -> ChatReply:
-        text = self._reply(messages, schema, temperature, stream=False)
+    async def respond(self, request: ChatRequest) -> ChatReply:
+        text = self._reply(request)
         return ChatReply(
             text=text,
             model=self.name,
             latency_ms=0.0,
             attempts=1,
-            structured=schema is not None,
-            usage=Usage(_words(messages), len(text.split()), 0.0),
+            structured=request.schema is not None,
+            usage=Usage(_words(request.messages), len(text.split()), 0.0),
         )
 
-    async def stream(
-        self, messages: Sequence[Message], *, temperature: float = 0.3
-    ) -> AsyncGenerator[str, None]:
-        text = self._reply(messages, None, temperature, stream=True)
-        for index, word in enumerate(text.split(" ")):
+    async def respond_stream(self, request: ChatRequest) -> AsyncGenerator[str, None]:
+        for index, word in enumerate(self._reply(request).split(" ")):
             yield word if index == 0 else f" {word}"

@@ -127,21 +127,18 @@ def render_report(report: Report) -> None:
     if report.practise_next:
         st.markdown("**Practise next**")
         st.markdown("\n".join(f"- {p.question} *({p.why})*" for p in report.practise_next))
-    left, right = st.columns(2)
-    left.download_button(
-        "Download report (Markdown)",
-        report.to_markdown(),
-        file_name=f"interview-{report.session_id}.md",
-        mime="text/markdown",
-        key=f"md-{report.session_id}",
-    )
-    right.download_button(
-        "Download report (JSON)",
-        report.to_json(),
-        file_name=f"interview-{report.session_id}.json",
-        mime="application/json",
-        key=f"json-{report.session_id}",
-    )
+    downloads = [
+        ("Markdown", "md", "text/markdown", report.to_markdown()),
+        ("JSON", "json", "application/json", report.to_json()),
+    ]
+    for column, (label, suffix, mime, data) in zip(st.columns(2), downloads, strict=True):
+        column.download_button(
+            f"Download report ({label})",
+            data,
+            file_name=f"interview-{report.session_id}.{suffix}",
+            mime=mime,
+            key=f"{suffix}-{report.session_id}",
+        )
 
 
 def render_conversation(turns: Sequence[TurnView], show_feedback: bool) -> None:

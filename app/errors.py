@@ -26,6 +26,11 @@ class CorpusError(InterviewerError):
     """The question corpus cannot be loaded or does not validate."""
 
 
+class QuestionNotFoundError(CorpusError):
+    """No question (or follow-up) with that id in the corpus, e.g. one a stored session asked
+    before the corpus changed."""
+
+
 class RetrievalError(InterviewerError):
     """The question index or the question selection failed."""
 

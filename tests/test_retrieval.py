@@ -357,9 +357,7 @@ def _play(selector: Selector, plan: InterviewSetup, scores: list[float]) -> list
     return history
 
 
-def test_no_repeats_over_a_longest_session_and_spread(
-    index: QuestionIndex, corpus: Corpus
-) -> None:
+def test_no_repeats_over_a_longest_session_and_spread(index: QuestionIndex, corpus: Corpus) -> None:
     selector = Selector(corpus, index)
     plan = InterviewSetup(
         role=Role.ML_ENGINEER,

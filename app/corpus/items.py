@@ -19,6 +19,7 @@ from app.corpus.models import (
     Role,
     Rubric,
 )
+from app.errors import QuestionNotFoundError
 from app.text import split_sentences
 
 GENERIC_LEVELS: dict[int, str] = {
@@ -147,6 +148,6 @@ def resolve_item(corpus: Corpus, item_id: str) -> InterviewItem:
         parent = corpus.get(parent_id)
         index = int(number) - 1
         if not 0 <= index < len(parent.follow_ups):
-            raise KeyError(f"question {parent_id!r} has no follow-up {number}")
+            raise QuestionNotFoundError(f"question {parent_id!r} has no follow-up {number}")
         return item_from_follow_up(corpus, parent, index)
     return item_from_question(corpus.get(item_id))

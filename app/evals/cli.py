@@ -85,9 +85,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     write_run(result, out, f"Grading eval: {args.grader} on {args.split} ({len(chosen)} items)")
     metrics = result.metrics
     shown: dict[str, Any] = metrics.get("baseline", {})
+    with_baseline = f"; {metrics['seconds']} s with the {BASELINE} baseline" if baseline else ""
     print(
         f"{metrics['n']} items graded in {metrics['grading_seconds']} s "
-        f"({metrics['items_per_second']}/s; {metrics['seconds']} s with the baseline) -> {out}"
+        f"({metrics['items_per_second']}/s{with_baseline}) -> {out}"
     )
     for key in (
         "pearson",
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         value, base = metrics.get(key), shown.get(key)
         text = "n/a" if value is None else f"{value:.3f}"
         base_text = "n/a" if base is None else f"{base:.3f}"
-        print(f"  {key:26s} {text:>8s}   ({BASELINE} {base_text})")
+        print(f"  {key:26s} {text:>8s}" + (f"   ({BASELINE} {base_text})" if baseline else ""))
     if result.errors:
         print(f"{len(result.errors)} item(s) failed; see {out / 'errors.txt'}", file=sys.stderr)
     return 0

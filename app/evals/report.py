@@ -62,7 +62,7 @@ def markdown_report(metrics: dict[str, Any], title: str) -> str:
         f"Grader: **{grader.get('name')}**, model `{grader.get('model')}`, prompt "
         f"`{grader.get('prompt_version')}`. {metrics.get('n')} items graded in "
         f"{metrics.get('grading_seconds')} s ({metrics.get('items_per_second')} items/s; "
-        f"{metrics.get('seconds')} s with the baseline); "
+        f"{metrics.get('seconds')} s in all); "
         f"{metrics.get('errors', 0)} error(s), {metrics.get('fallbacks', 0)} fallback(s).",
         "",
         "## Agreement with human scores",

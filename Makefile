@@ -1,6 +1,7 @@
 # Two commands for a fresh clone:
 #   make run    set everything up in .venv and launch the app on http://127.0.0.1:8501
-#   make test   set everything up (with dev extras) and run the whole test suite
+#   make test   set everything up (with dev extras) and run ruff, mypy, the import-layer
+#               contracts, the corpus check and the whole test suite
 # Everything is installed into .venv by the project's own files; nothing global is needed
 # beyond python3 (3.11+). Browser and speech tests also need Debian's chromium and espeak-ng:
 # `make system-deps` installs them (CI does).
@@ -43,6 +44,7 @@ run: install
 test: install-dev
 	$(BIN)/ruff check app tests bench evals
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/interviewer corpus check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -50,6 +52,7 @@ lint: install-dev
 	$(BIN)/ruff check app tests bench evals
 	$(BIN)/ruff format --check app tests bench evals
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install-dev
 	$(BIN)/python -m bench

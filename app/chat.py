@@ -12,9 +12,8 @@ import textwrap
 from collections.abc import Iterator
 from typing import TextIO
 
-from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, SessionView
-from app.interview.report import report_markdown
-from app.services import grader_label
+from app.errors import EngineError
+from app.interview.engine import InterviewEngine, InterviewSetup, SessionView
 
 COMMANDS = {"/hint", "/repeat", "/skip", "/end"}
 
@@ -70,8 +69,7 @@ def run_chat(
         view = engine.view(resume)
     else:
         assert setup is not None
-        label, model = grader_label(engine)
-        view = engine.start(setup, label, model)
+        view = engine.start(setup)
     session_id = view.session.id
     _say(
         out,
@@ -116,6 +114,6 @@ def run_chat(
             _show_feedback(out, view, current.position)
     if view.closing_text:
         _say(out, "Interviewer", view.closing_text)
-    out.write("\n" + report_markdown(engine.report(session_id)))
+    out.write("\n" + engine.report(session_id).to_markdown())
     out.flush()
     return session_id

@@ -2,6 +2,8 @@
 
 Each subcommand parses its flags here and calls into the module that does the work; heavy
 imports (Chroma, litellm, onnxruntime) happen inside the handlers so ``--help`` stays fast.
+A problem the user can act on (:class:`app.errors.InterviewerError`) ends the command with
+one line on stderr; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import Settings, get_settings
+from app.errors import InterviewerError
 
 if TYPE_CHECKING:
     from app.corpus import Corpus
@@ -103,7 +106,7 @@ def _build_index(
     from tqdm import tqdm
 
     from app.corpus import load_corpus
-    from app.retrieval.index import QuestionIndex
+    from app.retrieval.index import QuestionIndex, location
 
     if corpus is None:
         corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
@@ -119,11 +122,7 @@ def _build_index(
         disable=quiet or not (to_add or to_update),
     ) as bar:
         report = index.sync(corpus, progress=bar.update)
-    where = (
-        f"{settings.chroma_host}:{settings.chroma_port}"
-        if settings.chroma_mode == "server"
-        else str(settings.chroma_path)
-    )
+    where = location(settings)
     print(f"index {settings.chroma_collection!r} at {where}: {report}; {index.count()} questions")
     return index.count()
 
@@ -154,7 +153,7 @@ def _prepare_app(settings: Settings, server_up: Callable[[], bool]) -> None:
         from app.services import shared_foundation
 
         shared_foundation(settings)
-    except Exception as exc:  # the page builds it again and shows the error where it is seen
+    except InterviewerError as exc:  # the page builds it again and shows it where it is seen
         print(f"warning: preparing the app failed: {exc}", file=sys.stderr)
 
 
@@ -180,12 +179,9 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
     settings = _export_packs(settings)
 
     if settings.chroma_mode == "embedded" and not settings.chroma_path.exists():
-        from app.corpus import CorpusError
-        from app.retrieval.index import IndexUnavailableError
-
         try:  # the first run: embed the corpus here, with a progress bar in the terminal
             _build_index(settings, rebuild=False, quiet=False)
-        except (CorpusError, IndexUnavailableError) as exc:
+        except InterviewerError as exc:
             print(f"warning: {exc}\nThe app will show this problem too.", file=sys.stderr)
 
     url = f"http://{args.address}:{args.port}"
@@ -229,29 +225,24 @@ def _app(args: argparse.Namespace, settings: Settings) -> int:
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from app.chat import run_chat
     from app.corpus.models import Role
-    from app.interview.engine import EngineError, InterviewSetup, Mode
-    from app.retrieval.selector import SelectionError
-    from app.services import build_engine, build_foundation
+    from app.interview.engine import InterviewSetup, Mode
+    from app.services import build_engine, build_foundation, topics_for_role
 
     if isinstance(sys.stdin, io.TextIOWrapper):  # a stray byte must not end the interview
         sys.stdin.reconfigure(errors="replace")
     foundation = build_foundation(settings)
     engine = build_engine(foundation, model=args.model)
-    try:
-        setup = None
-        if not args.resume:
-            setup = InterviewSetup(
-                role=Role(args.role),
-                topics=args.topics or list(foundation.corpus.topics),
-                difficulty=args.difficulty,
-                length=args.length,
-                mode=Mode(args.mode),
-                seed=args.seed,
-            )
-        run_chat(engine, setup, resume=args.resume)
-    except (SelectionError, EngineError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    setup = None
+    if not args.resume:
+        setup = InterviewSetup(
+            role=Role(args.role),
+            topics=args.topics or [t for t, _ in topics_for_role(foundation, args.role)],
+            difficulty=args.difficulty,
+            length=args.length,
+            mode=Mode(args.mode),
+            seed=args.seed,
+        )
+    run_chat(engine, setup, resume=args.resume)
     return 0
 
 
@@ -353,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, with_packs(get_settings(), args))
+    except InterviewerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     chroma_port: int = 8000
     chroma_collection: str = "questions"
 
-    # LLM (any litellm model string). Empty: offline grader and corpus-driven interviewer.
+    # LLM (any litellm model string, or "mock" for the built-in deterministic model).
+    # Empty: offline grader and corpus-driven interviewer.
     llm_model: str = ""
     llm_api_base: str | None = None
     llm_api_key: SecretStr | None = None
@@ -94,10 +95,6 @@ class Settings(BaseSettings):
         return [path.expanduser() for path in value]
 
     @property
-    def offline(self) -> bool:
-        return not self.llm_model
-
-    @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
 
@@ -112,6 +109,15 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+
+def resolve_api_key(settings: Settings, explicit: str | None = None) -> str | None:
+    """The API key for a model call: one given for this call (typed in the app), else the
+    configured ``INTERVIEWER_LLM_API_KEY``. None leaves litellm to read the provider's own
+    variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...)."""
+    if explicit:
+        return explicit
+    return settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
 
 
 @lru_cache(maxsize=1)

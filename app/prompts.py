@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from app.errors import ConfigError
+
 _SECTION = re.compile(r"^## (?P<name>[a-z_]+)\s*$", re.MULTILINE)
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
     """A prompt file is missing, malformed, or a placeholder has no value."""
 
 

@@ -1,30 +1,41 @@
-"""Wiring: build the corpus, index, selector, graders, store and engine from settings.
+"""Wiring and the questions the front ends ask: build the corpus, index, selector, graders,
+store and engine from settings, and answer what the UI and the CLI show around them (roles
+and topics, the score history, transcription, error text).
 
 Shared by the Streamlit app, the terminal chat, the evals and the benchmarks, so each of them
-assembles the same objects the same way. The UI caches what this returns per process.
+assembles the same objects the same way. The UI caches what this returns per process and
+imports nothing below this module but the engine's view types.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from app.config import Settings
+from app.config import Settings, resolve_api_key
 from app.corpus import Corpus, load_corpus
+from app.corpus.models import ROLE_LABELS, Role
 from app.embeddings import MODEL_ID, VectorCache, get_encoder
-from app.grading import make_grader
-from app.grading.llm_grader import LLMGrader
-from app.grading.offline import OfflineGrader, rubric_texts
+from app.errors import RetrievalError
+from app.grading import GraderContext, make_grader
+from app.grading.offline import rubric_texts
 from app.interview.engine import InterviewEngine
 from app.interview.interviewer import Interviewer
-from app.llm import LLMClient
-from app.retrieval.index import IndexUnavailableError, QuestionIndex, SyncReport
+from app.llm import ChatModel, make_chat_model
+from app.llm.redact import redact
+from app.retrieval.index import QuestionIndex, SyncReport
 from app.retrieval.selector import Selector
+from app.speech import Transcriber, Transcript, initial_prompt, make_transcriber
 from app.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,7 +60,7 @@ def open_index(
         index = QuestionIndex.open(settings)
         report = index.sync(corpus) if index.is_stale(corpus) else None
         return index, report, None
-    except (IndexUnavailableError, OSError, ValueError, RuntimeError) as exc:
+    except RetrievalError as exc:
         log.warning("question index unavailable: %s", exc)
         return None, None, str(exc)
 
@@ -114,22 +125,33 @@ def build_foundation(settings: Settings, warm_vectors: bool | None = None) -> Fo
     )
 
 
-_shared: dict[str, Foundation] = {}
-_shared_locks: dict[str, threading.Lock] = {}
-_shared_guard = threading.Lock()
+class _PerSettings(Generic[T]):
+    """One object per process and settings, built once even when asked for from several
+    threads at a time: ``interviewer app`` starts building the foundation while the web
+    server boots, and the first page picks up the same object instead of building its own."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, T] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, settings: Settings, build: Callable[[Settings], T]) -> T:
+        key = settings.model_dump_json()
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._built:
+                self._built[key] = build(settings)
+            return self._built[key]
+
+
+_foundations: _PerSettings[Foundation] = _PerSettings()
+_transcribers: _PerSettings[Transcriber] = _PerSettings()
 
 
 def shared_foundation(settings: Settings) -> Foundation:
-    """One :class:`Foundation` per process and settings, built once even when asked for from
-    several threads at a time: ``interviewer app`` starts building it while the web server
-    boots, and the first page picks up the same object instead of building its own."""
-    key = settings.model_dump_json()
-    with _shared_guard:
-        lock = _shared_locks.setdefault(key, threading.Lock())
-    with lock:
-        if key not in _shared:
-            _shared[key] = build_foundation(settings)
-        return _shared[key]
+    """The process's :class:`Foundation` for ``settings``."""
+    return _foundations.get(settings, build_foundation)
 
 
 def build_engine(
@@ -138,24 +160,98 @@ def build_engine(
     api_key: str | None = None,
     api_base: str | None = None,
 ) -> InterviewEngine:
-    """An engine for one model choice: offline when ``model`` is empty."""
+    """An engine for one model choice (the configured one when ``model`` is None): the LLM
+    grader and interviewer wording with a model, the offline grader without ("")."""
     settings = foundation.settings
     if api_base is not None:
         settings = settings.model_copy(update={"llm_api_base": api_base or None})
-    grader: OfflineGrader | LLMGrader = make_grader(settings, model=model, api_key=api_key)
-    llm = grader.client if isinstance(grader, LLMGrader) else None
+    context = GraderContext.from_settings(settings, model=model, api_key=api_key)
+    chat: ChatModel | None = None
+    if context.model:  # one model for the grader and the interviewer: one concurrency cap
+        chat = shared = make_chat_model(settings, context.model, api_key)
+        context = dataclasses.replace(context, chat_model_factory=lambda *_: shared)
     return InterviewEngine(
         corpus=foundation.corpus,
         selector=foundation.selector,
-        grader=grader,
-        interviewer=Interviewer(settings.prompts_dir, llm),
+        grader=make_grader(None, context),
+        interviewer=Interviewer(settings.prompts_dir, chat),
         store=foundation.store,
         default_seed=settings.seed,
     )
 
 
-def grader_label(engine: InterviewEngine) -> tuple[str, str | None]:
-    if isinstance(engine.grader, LLMGrader):
-        client: LLMClient = engine.grader.client
-        return "llm", client.model
-    return "offline", None
+# -- what the front ends show -------------------------------------------------------------
+def roles() -> list[tuple[str, str]]:
+    """(role id, label) for every role, in the corpus schema's order."""
+    return [(role.value, ROLE_LABELS[role]) for role in Role]
+
+
+def role_label(role: str) -> str:
+    return ROLE_LABELS[Role(role)]
+
+
+def topics_for_role(foundation: Foundation, role: str) -> list[tuple[str, str]]:
+    """(topic id, title) of the topics that have questions for ``role``, in corpus order."""
+    corpus = foundation.corpus
+    wanted = Role(role)
+    return [
+        (topic, info.title)
+        for topic, info in corpus.topics.items()
+        if any(wanted in q.roles for q in corpus.by_topic(topic))
+    ]
+
+
+def topic_title(foundation: Foundation, topic: str) -> str:
+    """A topic's title; the id itself for a topic no longer in the corpus."""
+    info = foundation.corpus.topics.get(topic)
+    return info.title if info else topic
+
+
+def corpus_summary(foundation: Foundation) -> str:
+    corpus = foundation.corpus
+    return (
+        f"{len(corpus.questions)} questions in {len(corpus.topics)} topics "
+        f"(corpus {corpus.version})"
+    )
+
+
+@dataclass(frozen=True)
+class ScoreTrend:
+    """Mean score per topic per session, oldest session first: the history chart."""
+
+    sessions: list[str]  # each session's start time, "YYYY-MM-DD HH:MM"
+    by_topic: dict[str, list[float | None]]  # topic title -> one mean per session (None: none)
+
+
+def score_trend(foundation: Foundation, engine: InterviewEngine) -> ScoreTrend:
+    means: dict[str, dict[str, list[float]]] = {}
+    when: dict[str, str] = {}
+    topics: set[str] = set()
+    for row in engine.score_trend():
+        session_id, topic = str(row["session_id"]), str(row["topic"])
+        means.setdefault(session_id, {}).setdefault(topic, []).append(float(row["score"]))
+        when[session_id] = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"]))
+        topics.add(topic)
+    by_topic = {
+        topic_title(foundation, topic): [
+            sum(scores[topic]) / len(scores[topic]) if topic in scores else None
+            for scores in means.values()
+        ]
+        for topic in sorted(topics)
+    }
+    return ScoreTrend([when[s] for s in means], by_topic)
+
+
+def transcribe_answer(
+    foundation: Foundation, engine: InterviewEngine, session_id: str, audio: bytes
+) -> Transcript:
+    """The recorded answer to the session's waiting question, as text: the configured
+    transcriber, prompted with that question's vocabulary."""
+    transcriber = _transcribers.get(foundation.settings, make_transcriber)
+    return transcriber.transcribe(audio, initial_prompt(engine.current_item(session_id)))
+
+
+def shown_error(settings: Settings, error: BaseException | str, typed_key: str = "") -> str:
+    """An error's text for the page or the terminal, without the configured key or one
+    typed in for this session (or anything shaped like a key)."""
+    return redact(str(error), [typed_key, resolve_api_key(settings)])

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.errors import SessionNotFoundError, StoreError
 from app.grading.models import Evaluation
 
 TurnStatus = Literal["asked", "answered", "graded", "skipped"]
@@ -88,10 +89,6 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's write to finish
 _BUSY_POLL_S = 0.02
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is newer than this release understands."""
 
 
 class SessionRecord(BaseModel):
@@ -279,7 +276,7 @@ class Store:
                 "SELECT * FROM sessions WHERE id = ?", (session_id,)
             ).fetchone()
         if row is None:
-            raise KeyError(f"no interview session {session_id!r}")
+            raise SessionNotFoundError(f"no interview session {session_id!r}")
         return _session(row)
 
     def list_sessions(self, limit: int = 200) -> list[SessionRecord]:
@@ -350,7 +347,7 @@ class Store:
                 "SELECT * FROM turns WHERE session_id = ? AND position = ?", (session_id, position)
             ).fetchone()
         if row is None:
-            raise KeyError(f"session {session_id!r} has no turn {position}")
+            raise SessionNotFoundError(f"session {session_id!r} has no turn {position}")
         return _turn(row)
 
     def turns(self, session_id: str) -> list[TurnRecord]:

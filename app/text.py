@@ -151,9 +151,5 @@ def content_words(text: str) -> list[str]:
     return [stem(t) for t in tokens(text) if t not in STOPWORDS and not t.isdigit() and len(t) > 1]
 
 
-def has_negation(text: str) -> bool:
-    return any(t in NEGATIONS for t in tokens(text))
-
-
 def word_count(text: str) -> int:
     return len(re.findall(r"\S+", text))

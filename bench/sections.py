@@ -26,14 +26,14 @@ from app.grading import grade_many
 from app.grading.llm_grader import LLMGrader
 from app.grading.offline import OfflineGrader
 from app.interview.engine import InterviewSetup
-from app.llm import LLMClient
+from app.llm import CallPolicy, LiteLLMChatModel
 from app.retrieval.index import QuestionIndex, record_metadata
-from app.retrieval.selector import AskedTurn, InterviewPlan, Selector
+from app.retrieval.selector import AskedTurn, Selector
 from app.services import build_engine, build_foundation, warm_rubric_vectors
-from app.testing.local import CHROMIUM, CHROMIUM_FLAGS, chroma_server, free_port
-from app.testing.openai_server import OpenAIStubServer, Reply
 from app.text import split_sentences
 from bench.common import Table, peak_rss_mb, percentiles, scratch_settings
+from tests.support.local import CHROMIUM, CHROMIUM_FLAGS, chroma_server, free_port
+from tests.support.openai_server import OpenAIStubServer, Reply
 
 GRADED = REPO_DIR / "evals" / "datasets" / "graded"
 
@@ -135,7 +135,7 @@ def _fill(index: QuestionIndex, corpus: Corpus, ids: list[str], rng: np.random.G
 
 
 def _time_selection(selector: Selector, corpus: Corpus, rounds: int) -> tuple[float, float]:
-    plan = InterviewPlan(
+    plan = InterviewSetup(
         role=Role.BACKEND, topics=["asyncio", "exceptions", "concurrency"], length=15, seed=1
     )
     first = item_from_question(corpus.get("asyncio-vector-db-client"))
@@ -248,13 +248,15 @@ def llm(quick: bool) -> Table:
     offline = OfflineGrader(REPO_DIR / "prompts")
 
     def warm_grader(server: OpenAIStubServer, concurrency: int) -> LLMGrader:
-        client = LLMClient(
-            "openai/stub",
-            api_base=server.base_url,
-            api_key="sk-bench",
-            timeout_s=30,
-            max_retries=0,
-            concurrency=concurrency,
+        client = LiteLLMChatModel(
+            CallPolicy(
+                "openai/stub",
+                api_base=server.base_url,
+                api_key="sk-bench",
+                timeout_s=30,
+                max_retries=0,
+                concurrency=concurrency,
+            )
         )
         grader = LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
         aio.run(grade_many(grader, [(item, "warm up")], concurrency=1))
@@ -302,9 +304,7 @@ def turn(quick: bool) -> Table:
             view = engine.start(
                 InterviewSetup(
                     role=Role.BACKEND, topics=["asyncio", "exceptions"], length=15, seed=session
-                ),
-                "offline",
-                None,
+                )
             )
             for _ in range(14):
                 item = engine.current_item(view.session.id)

@@ -20,8 +20,8 @@ from app.corpus import Corpus, load_corpus
 from app.retrieval.index import QuestionIndex
 from app.services import Foundation, build_engine, build_foundation
 from app.store import Store
-from app.testing import local
-from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
+from tests.support import local
+from tests.support.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 ARTIFACTS = REPO_DIR / "test-artifacts"
 

@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from app.config import PACKAGE_DIR, Settings, get_settings
-from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
+from tests.support.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 from .conftest import echoing_401
 
@@ -338,6 +338,7 @@ def test_transcription_prompt_carries_identifiers_not_key_points() -> None:
 def test_transcription_service_errors_carry_no_key(tmp_path: Path) -> None:
     import wave
 
+    from app.llm import CallPolicy
     from app.speech import ApiTranscriber, TranscriptionError
 
     path = tmp_path / "silence.wav"
@@ -348,7 +349,9 @@ def test_transcription_service_errors_carry_no_key(tmp_path: Path) -> None:
         out.writeframes(b"\0\0" * 16_000)
     key = "speech-deployment-key-51c0"
     with OpenAIStubServer(responder=echoing_401) as server:
-        transcriber = ApiTranscriber("openai/whisper-1", server.base_url, key)
+        transcriber = ApiTranscriber(
+            CallPolicy("openai/whisper-1", api_base=server.base_url, api_key=key)
+        )
         with pytest.raises(TranscriptionError) as caught:
             transcriber.transcribe(path.read_bytes())
         assert server.requests, "the transcriber must have called the server"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.testing.local import CHROMIUM, CHROMIUM_FLAGS, free_port
+from tests.support.local import CHROMIUM, CHROMIUM_FLAGS, free_port
 
 from .conftest import ARTIFACTS
 

@@ -24,7 +24,7 @@ from app.corpus import Corpus, CorpusIssue, Role, check_corpus, load_corpus, rea
 from app.corpus.loader import MAX_FILE_BYTES, parse_file
 from app.corpus.models import MAX_LONG_TEXT_CHARS
 from app.retrieval.index import QuestionIndex
-from app.retrieval.selector import InterviewPlan
+from app.retrieval.plan import InterviewSetup
 from app.services import build_foundation
 
 from .conftest import make_settings
@@ -540,7 +540,7 @@ def test_pack_questions_are_indexed_and_selected_like_built_ins(
         assert foundation.index is not None and foundation.index_error is None
         assert foundation.index_report is not None and foundation.index_report.added == 3
         assert foundation.index.count() == 3
-        plan = InterviewPlan(role=Role.BACKEND, topics=["team_billing"], difficulty=3, length=3)
+        plan = InterviewSetup(role=Role.BACKEND, topics=["team_billing"], difficulty=3, length=3)
         assert foundation.selector.first(plan).item.id == "billing-one"
     finally:
         foundation.store.close()

@@ -141,7 +141,7 @@ def test_runner_resumes_from_its_cache(
 ) -> None:
     grader = OfflineGrader(REPO_DIR / "prompts")
     cache = EvalCache(tmp_path / "cache.sqlite3")
-    first = run_eval(grader, small_items[:10], corpus, cache=cache, with_baseline=False)
+    first = run_eval(grader, small_items[:10], corpus, cache=cache)
     calls: list[str] = []
     original = grader.grade_sync
 
@@ -150,7 +150,7 @@ def test_runner_resumes_from_its_cache(
         return original(item, answer)
 
     grader.grade_sync = counting  # type: ignore[method-assign]
-    second = run_eval(grader, small_items, corpus, cache=cache, with_baseline=False)
+    second = run_eval(grader, small_items, corpus, cache=cache)
     assert len(calls) == len(small_items) - 10  # the first ten came from the cache
     assert [p.predicted for p in second.predictions[:10]] == [
         p.predicted for p in first.predictions
@@ -221,9 +221,7 @@ def test_a_lone_surrogate_does_not_sink_the_run(tmp_path: Path, corpus: Corpus) 
     items = load_jsonl(dataset)
     assert [i.answer for i in items[1:]] == ["At most ten \ufffd tasks.", "No \ufffd idea."]
     cache = EvalCache(tmp_path / "cache.sqlite3")
-    result = run_eval(
-        OfflineGrader(REPO_DIR / "prompts"), items, corpus, cache=cache, with_baseline=False
-    )
+    result = run_eval(OfflineGrader(REPO_DIR / "prompts"), items, corpus, cache=cache)
     assert result.errors == []
     assert [p.item_id for p in result.predictions] == ["item-0", "item-1", "item-2"]
 
@@ -276,7 +274,7 @@ def test_offline_grader_does_not_regress_on_the_test_split(corpus: Corpus) -> No
     """The CI gate: the offline grader must stay at or above the committed baseline."""
     baseline = json.loads(BASELINE.read_text())
     items = [i for i in load_datasets([GRADED]) if i.split == "test"]
-    result = run_eval(OfflineGrader(REPO_DIR / "prompts"), items, corpus, with_baseline=False)
+    result = run_eval(OfflineGrader(REPO_DIR / "prompts"), items, corpus)
     metrics = result.metrics
     tolerance = baseline["tolerance"]
     for key in ("spearman", "qwk", "within1", "pearson"):

@@ -25,11 +25,11 @@ from app.grading.llm_grader import LLMGrader, fence_answer
 from app.grading.models import Evaluation
 from app.grading.offline import OfflineGrader
 from app.interview.engine import InterviewSetup
-from app.llm import LLMClient
+from app.llm import CallPolicy, LiteLLMChatModel
 from app.services import Foundation, build_engine
 from app.store import Store
-from app.testing.local import free_port
-from app.testing.openai_server import OpenAIStubServer, RecordedRequest, Reply
+from tests.support.local import free_port
+from tests.support.openai_server import OpenAIStubServer, RecordedRequest, Reply
 
 from .conftest import echoing_401
 
@@ -77,7 +77,7 @@ def make_grader(
     retries: int = 2,
     concurrency: int = 8,
 ) -> LLMGrader:
-    client = LLMClient(
+    policy = CallPolicy(
         "openai/stub-model",
         api_base=server_url,
         api_key="sk-test",
@@ -88,7 +88,7 @@ def make_grader(
         concurrency=concurrency,
         seed=1,
     )
-    return LLMGrader(client, REPO_DIR / "prompts", fallback=offline)
+    return LLMGrader(LiteLLMChatModel(policy), REPO_DIR / "prompts", fallback=offline)
 
 
 def grade(grader: LLMGrader, item: InterviewItem, answer: str = ANSWER) -> Evaluation:
@@ -303,8 +303,8 @@ def test_streamed_feedback_and_truncated_stream(
 
 
 def test_client_never_shows_the_key() -> None:
-    client = LLMClient("openai/x", api_key="sk-secret-123")
-    assert "sk-secret" not in repr(client)
+    policy = CallPolicy("openai/x", api_key="sk-secret-123")
+    assert "sk-secret" not in repr(LiteLLMChatModel(policy)) and "sk-secret" not in repr(policy)
 
 
 @pytest.mark.parametrize(
@@ -340,9 +340,7 @@ def test_an_echoed_key_reaches_neither_the_database_nor_the_card(
         store = Store(tmp_path / "history.sqlite3")
         own = Foundation(**{**foundation.__dict__, "store": store})
         engine = build_engine(own, model="openai/stub-model", api_key=key, api_base=server.base_url)
-        view = engine.start(
-            InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3), "llm", "stub"
-        )
+        view = engine.start(InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3))
         view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
         evaluation = view.turns[0].evaluation
         assert evaluation is not None and evaluation.is_fallback
@@ -386,7 +384,7 @@ def test_only_verified_misconceptions_cost_points(
 def test_scores_without_verbatim_evidence_are_capped(
     openai_server: OpenAIStubServer, item: InterviewItem, offline: OfflineGrader
 ) -> None:
-    from app.grading.scoring import UNEVIDENCED_SCORE_CAP
+    from app.bands import UNEVIDENCED_SCORE_CAP
 
     every_five = json.loads(grade_reply(item, score=5))
     for criterion in every_five["criteria"]:
@@ -444,7 +442,7 @@ def test_model_written_fields_are_capped(
         own = Foundation(**{**foundation.__dict__, "store": store})
         engine = build_engine(own, model="openai/stub-model", api_key="k", api_base=server.base_url)
         setup = InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=3)
-        view = engine.start(setup, "llm", "stub")
+        view = engine.start(setup)
         view = engine.submit_answer(view.session.id, "I'd use a semaphore.", position=0)
         feedback = "".join(engine.stream_feedback(view.session.id, 0))
         stored = store.get_turn(view.session.id, 0).evaluation

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from app.bands import PASS, Band, band
 from app.corpus import Role
+from app.corpus.items import follow_up_id
 from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, Mode
 from app.interview.interviewer import HINT_PENALTY, MAX_HINTS, Interviewer
 from app.interview.report import report_json, report_markdown
@@ -28,7 +30,7 @@ SETUP = InterviewSetup(role=Role.BACKEND, topics=["asyncio", "exceptions"], leng
 
 
 def start(engine: InterviewEngine, setup: InterviewSetup = SETUP):  # type: ignore[no-untyped-def]
-    return engine.start(setup, "offline", None)
+    return engine.start(setup)
 
 
 # -- store ----------------------------------------------------------------------------------
@@ -171,11 +173,34 @@ def test_skip_repeat_and_hints(offline_engine: InterviewEngine) -> None:
 
 
 def test_follow_up_after_a_weak_answer(offline_engine: InterviewEngine) -> None:
+    """After a weak answer the next question is about what it missed (a declared follow-up
+    aimed at a missed criterion, or the nearest question to the missed points), or a step
+    down in the same topic; never a fresh topic or a harder question."""
     setup = InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=4, seed=2)
     view = start(offline_engine, setup)
     view = offline_engine.submit_answer(view.session.id, "I'd just use gather.", position=0)
-    assert view.current is not None
-    assert view.current.follow_up or "down" in view.current.reason.lower()
+    weak = view.turns[0]
+    assert weak.evaluation is not None and weak.score is not None
+    assert band(weak.score) is Band.WEAK  # the precondition: the answer really was weak
+    missed = {c.criterion_id for c in weak.evaluation.criteria if c.score < PASS}
+    _, asked = offline_engine.store.turns(view.session.id)
+    assert asked.status == "asked" and asked.topic == weak.topic
+    if asked.follow_up:
+        assert asked.parent_id == weak.item_id
+        declared = [
+            f
+            for i, f in enumerate(offline_engine.corpus.get(weak.item_id).follow_ups)
+            if asked.item_id in (f.ref, follow_up_id(weak.item_id, i))
+        ]
+        if declared:
+            assert set(declared[0].targets) & missed
+            assert (
+                asked.reason.startswith("Follow-up on a gap") and declared[0].probes in asked.reason
+            )
+        else:
+            assert asked.reason.startswith("Probing the gap")
+    else:
+        assert asked.difficulty < weak.difficulty and asked.reason.startswith("Stepping down")
 
 
 def test_bad_setup_is_rejected_before_anything_is_written(offline_engine: InterviewEngine) -> None:
@@ -295,16 +320,18 @@ def test_llm_phrasing_is_used_only_when_grounded(
     offline_engine: InterviewEngine, openai_server
 ) -> None:  # type: ignore[no-untyped-def]
     from app import aio
-    from app.llm import LLMClient
-    from app.retrieval.selector import Selection
-    from app.testing.openai_server import Reply
+    from app.corpus.items import item_from_question
+    from app.llm import CallPolicy, LiteLLMChatModel
+    from app.retrieval.selector import Decision, Selection
+    from tests.support.openai_server import Reply
 
     item = offline_engine.corpus.get("asyncio-timeouts")
-    from app.corpus.items import item_from_question
-
-    selection = Selection(item_from_question(item), "Next topic: Asyncio", follow_up=False)
-    client = LLMClient("openai/stub", api_base=openai_server.base_url, api_key="k", max_retries=0)
-    interviewer = Interviewer(offline_engine.interviewer.prompt.path.parent, client)
+    selection = Selection(item_from_question(item), Decision.NEXT_TOPIC, topic_title="Asyncio")
+    assert selection.reason == f"Next topic: Asyncio, difficulty {item.difficulty}"
+    policy = CallPolicy("openai/stub", api_base=openai_server.base_url, api_key="k", max_retries=0)
+    interviewer = Interviewer(
+        offline_engine.interviewer.prompt.path.parent, LiteLLMChatModel(policy)
+    )
     grounded = f"Thanks, that was helpful. Let's talk about timeouts. {item.question}"
     openai_server.queue(
         Reply(content=grounded),
@@ -332,8 +359,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     settings = Settings(data_dir=Path(sys.argv[1]))
     engine = build_engine(build_foundation(settings, warm_vectors=False), model="")
-    view = engine.start(InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=15, seed=1),
-                        "offline", None)
+    view = engine.start(InterviewSetup(role=Role.BACKEND, topics=["asyncio"], length=15, seed=1))
     print(view.session.id, flush=True)
     for number in range(1000):
         engine.submit_answer(view.session.id, f"answer number {number} about asyncio tasks",

@@ -1,7 +1,7 @@
 """The curated question corpus: schema, loading with file:line errors, and coverage."""
 
 from app.corpus.loader import (
-    CorpusError,
+    CorpusInvalidError,
     CorpusIssue,
     CorpusReport,
     check_corpus,
@@ -19,10 +19,12 @@ from app.corpus.models import (
     Rubric,
     TopicInfo,
 )
+from app.errors import CorpusError
 
 __all__ = [
     "Corpus",
     "CorpusError",
+    "CorpusInvalidError",
     "CorpusIssue",
     "CorpusReport",
     "Criterion",

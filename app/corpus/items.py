@@ -13,13 +13,13 @@ from app.corpus.models import (
     MAX_TEXT_CHARS,
     Corpus,
     Criterion,
-    FollowUp,
     Kind,
     Misconception,
     Question,
     Role,
     Rubric,
 )
+from app.errors import QuestionNotFoundError
 from app.text import split_sentences
 
 GENERIC_LEVELS: dict[int, str] = {
@@ -120,7 +120,7 @@ def follow_up_id(parent_id: str, index: int) -> str:
 
 def item_from_follow_up(corpus: Corpus, parent: Question, index: int) -> InterviewItem:
     """The follow-up as an item: the referenced question, or the inline one with its rubric."""
-    follow_up: FollowUp = parent.follow_ups[index]
+    follow_up = parent.follow_ups[index]
     if follow_up.ref is not None:
         target = item_from_question(corpus.get(follow_up.ref))
         return target.model_copy(update={"parent_id": parent.id, "probes": follow_up.probes})
@@ -148,6 +148,6 @@ def resolve_item(corpus: Corpus, item_id: str) -> InterviewItem:
         parent = corpus.get(parent_id)
         index = int(number) - 1
         if not 0 <= index < len(parent.follow_ups):
-            raise KeyError(f"question {parent_id!r} has no follow-up {number}")
+            raise QuestionNotFoundError(f"question {parent_id!r} has no follow-up {number}")
         return item_from_follow_up(corpus, parent, index)
     return item_from_question(corpus.get(item_id))

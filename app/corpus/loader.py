@@ -31,6 +31,7 @@ from app.corpus.models import (
     TopicInfo,
     TopicsFile,
 )
+from app.errors import CorpusError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class CorpusIssue:
         return f"{self.path}:{self.line}: {self.message}"
 
 
-class CorpusError(Exception):
+class CorpusInvalidError(CorpusError):
     """The corpus did not validate; ``issues`` holds every problem found."""
 
     def __init__(self, issues: Sequence[CorpusIssue]) -> None:
@@ -692,14 +693,14 @@ def check_corpus(
 def load_corpus(corpus_dir: Path, packs: Iterable[Path] = ()) -> Corpus:
     """The built-in corpus plus the valid questions of every question pack.
 
-    A problem in the built-in corpus raises :class:`CorpusError` listing every problem (it
+    A problem in the built-in corpus raises :class:`CorpusInvalidError` listing every problem (it
     ships validated). A problem in a pack is logged as a warning and listed in the corpus's
     ``pack_issues``; the pack's valid questions load all the same.
     """
     report = read_corpus(corpus_dir, packs)
     builtin = [issue for issue in report.issues if issue.pack is None]
     if report.corpus is None or builtin:
-        raise CorpusError(builtin or report.issues)
+        raise CorpusInvalidError(builtin or report.issues)
     for issue in report.issues:
         log.warning("question pack: %s", issue)
     return report.corpus

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.errors import QuestionNotFoundError
 from app.text import word_count
 
 
@@ -316,7 +317,7 @@ class Corpus(BaseModel):
         return [q for q in self.questions.values() if role in q.roles]
 
     def get(self, question_id: str) -> Question:
-        try:
-            return self.questions[question_id]
-        except KeyError:
-            raise KeyError(f"no question with id {question_id!r} in the corpus") from None
+        question = self.questions.get(question_id)
+        if question is None:
+            raise QuestionNotFoundError(f"no question with id {question_id!r} in the corpus")
+        return question

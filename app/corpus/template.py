@@ -12,11 +12,12 @@ from pathlib import Path
 
 from app.corpus.loader import TEMPLATE_MARKER, TOPICS_FILE, parse_file
 from app.corpus.models import MODEL_ANSWER_WORDS, Kind, Role
+from app.errors import CorpusError
 
 TOPIC_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-class TemplateError(ValueError):
+class TemplateError(CorpusError):
     """The template cannot be written (a bad topic id, or the file is already there)."""
 
 

@@ -9,23 +9,38 @@ from pathlib import Path
 from typing import Any
 
 from app.config import REPO_DIR, Settings
+from app.evals.runner import REPEATS
+from app.grading import available
 
 DEFAULT_DATASET = REPO_DIR / "evals" / "datasets" / "graded"
+DEFAULT_CONSISTENCY_ITEMS = 20
+
+
+BASELINE = "cosine"  # the grader whose row every report shows beside the graded one
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from app.corpus import load_corpus
-    from app.evals.dataset import CsvColumns, DatasetError, load_datasets, select
+    from app.errors import ConfigError
+    from app.evals.dataset import CsvColumns, load_datasets, select
     from app.evals.report import write_run
     from app.evals.runner import EvalCache, run_eval
-    from app.grading import make_grader
+    from app.grading import GraderContext, make_grader
     from app.services import warm_rubric_vectors
 
-    if args.grader == "llm" and not (args.model or settings.llm_model):
-        print("error: --grader llm needs --model (or INTERVIEWER_LLM_MODEL)", file=sys.stderr)
+    if args.concurrency:
+        settings = settings.model_copy(update={"llm_concurrency": args.concurrency})
+    context = GraderContext.from_settings(settings, model=args.model)
+    try:
+        grader = make_grader(args.grader, context)
+    except ConfigError as exc:  # e.g. the llm grader without a model: a usage error
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    baseline = (
+        None if args.no_baseline or args.grader == BASELINE else make_grader(BASELINE, context)
+    )
     columns = CsvColumns(
         question=args.csv_question,
         reference_answer=args.csv_reference,
@@ -34,24 +49,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         score_max=args.csv_score_max,
         id=args.csv_id,
     )
-    try:
-        items = load_datasets([Path(p) for p in args.dataset], columns)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    items = load_datasets([Path(p) for p in args.dataset], columns)
     chosen = select(items, args.split, args.limit)
     if not chosen:
         print(f"error: no items in split {args.split!r}", file=sys.stderr)
         return 2
     corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
     warm_rubric_vectors(settings, corpus)  # embedded once, kept on disk
-    model = args.model if args.grader == "llm" else ""
-    if args.concurrency:
-        settings = settings.model_copy(update={"llm_concurrency": args.concurrency})
-    grader = make_grader(settings, model=(model or None) if args.grader == "llm" else "")
     cache = None if args.no_cache else EvalCache(settings.cache_dir / "eval-cache.sqlite3")
-    consistency = args.consistency_items if args.grader == "llm" else 0
-    total = len(chosen) + 2 * min(consistency, len(chosen))
+    consistency = args.consistency_items
+    if consistency is None:  # repeat gradings measure a sampled model; free graders repeat none
+        consistency = DEFAULT_CONSISTENCY_ITEMS if grader.capabilities.costs_money else 0
+    total = len(chosen) + (REPEATS - 1) * min(consistency, len(chosen))
     with tqdm(total=total, unit="item", desc=f"grading ({args.grader})", disable=args.quiet) as bar:
         result = run_eval(
             grader,
@@ -61,7 +70,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             concurrency=args.concurrency or settings.llm_concurrency,
             consistency_items=consistency,
             progress=bar.update,
-            train_items=[i for i in items if i.split == "train"],
+            baseline=baseline,
         )
     out = (
         Path(args.out)
@@ -75,10 +84,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     )
     write_run(result, out, f"Grading eval: {args.grader} on {args.split} ({len(chosen)} items)")
     metrics = result.metrics
-    baseline: dict[str, Any] = metrics.get("baseline", {})
+    shown: dict[str, Any] = metrics.get("baseline", {})
+    with_baseline = f"; {metrics['seconds']} s with the {BASELINE} baseline" if baseline else ""
     print(
         f"{metrics['n']} items graded in {metrics['grading_seconds']} s "
-        f"({metrics['items_per_second']}/s; {metrics['seconds']} s with the baseline) -> {out}"
+        f"({metrics['items_per_second']}/s{with_baseline}) -> {out}"
     )
     for key in (
         "pearson",
@@ -92,10 +102,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "paraphrase_invariance",
         "wrong_misconception_mean",
     ):
-        value, base = metrics.get(key), baseline.get(key)
-        shown = "n/a" if value is None else f"{value:.3f}"
-        base_shown = "n/a" if base is None else f"{base:.3f}"
-        print(f"  {key:26s} {shown:>8s}   (baseline {base_shown})")
+        value, base = metrics.get(key), shown.get(key)
+        text = "n/a" if value is None else f"{value:.3f}"
+        base_text = "n/a" if base is None else f"{base:.3f}"
+        print(f"  {key:26s} {text:>8s}" + (f"   ({BASELINE} {base_text})" if baseline else ""))
     if result.errors:
         print(f"{len(result.errors)} item(s) failed; see {out / 'errors.txt'}", file=sys.stderr)
     return 0
@@ -128,8 +138,10 @@ def add_eval_commands(commands: Any) -> None:
         help="measure grading quality on labelled answers (see evals/README.md)",
         description="Grade a labelled dataset and report agreement and robustness metrics.",
     )
-    evaluate.add_argument("--grader", choices=["offline", "llm"], default="offline")
-    evaluate.add_argument("--model", help="litellm model string for --grader llm")
+    evaluate.add_argument("--grader", choices=available(), default="offline")
+    evaluate.add_argument(
+        "--model", help="model for --grader llm: a litellm model string, or 'mock'"
+    )
     evaluate.add_argument(
         "--dataset",
         nargs="+",
@@ -142,14 +154,18 @@ def add_eval_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--consistency-items",
         type=int,
-        default=20,
-        help="LLM only: grade this many items 3 times to measure repeat consistency",
+        default=None,
+        help=f"grade this many items {REPEATS} times to measure repeat consistency "
+        f"(default: {DEFAULT_CONSISTENCY_ITEMS} for graders that call a paid model, else 0)",
     )
     evaluate.add_argument(
         "--out", help="output folder (default: evals/runs/<grader>-<split>-<time>)"
     )
     evaluate.add_argument(
         "--no-cache", action="store_true", help="ignore and do not fill the cache"
+    )
+    evaluate.add_argument(
+        "--no-baseline", action="store_true", help=f"do not grade with the {BASELINE} baseline"
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     csv = evaluate.add_argument_group("CSV datasets (column mapping)")

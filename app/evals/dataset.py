@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from app.corpus.items import InterviewItem, derive_rubric, item_from_question
 from app.corpus.models import Corpus, Rubric
 from app.embeddings import content_hash
+from app.errors import InterviewerError
 from app.text import valid_unicode
 
 Split = Literal["train", "dev", "test"]
@@ -26,8 +27,10 @@ Split = Literal["train", "dev", "test"]
 PAIR_RELATIONS = ("paraphrase_of", "padding_of", "stuffing_of", "transcript_of")
 
 
-class DatasetError(ValueError):
+class DatasetError(InterviewerError):
     """A dataset file could not be read; the message lists ``file:line: problem`` entries."""
+
+    exit_code = 2  # the dataset named on the command line is wrong
 
 
 class EvalItem(BaseModel):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from app.bands import PASS
+
 Scores = Sequence[float] | npt.NDArray[np.float64]
 Metric = Callable[[Scores, Scores], float | None]
 LEVELS = 6  # 0..5
@@ -98,7 +100,7 @@ def within_one(predicted: Scores, human: Scores) -> float | None:
     return float(np.mean(np.abs(levels(p) - levels(h)) <= 1)) if len(p) else None
 
 
-def pass_fail_agreement(predicted: Scores, human: Scores, threshold: float = 3.0) -> float | None:
+def pass_fail_agreement(predicted: Scores, human: Scores, threshold: float = PASS) -> float | None:
     p, h = _arrays(predicted, human)
     return float(np.mean((p >= threshold) == (h >= threshold))) if len(p) else None
 

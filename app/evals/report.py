@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from app.bands import PASS
 from app.evals import metrics as m
 from app.evals.runner import Prediction, RunResult, read_predictions, write_predictions
 
@@ -22,7 +23,7 @@ HEADLINE_ROWS = [
     ("rmse", "RMSE"),
     ("exact", "Exact agreement (levels)"),
     ("within1", "Within-1 agreement"),
-    ("pass_fail", "Pass/fail agreement (>= 3)"),
+    ("pass_fail", f"Pass/fail agreement (>= {PASS:g})"),
 ]
 ROBUSTNESS_ROWS = [
     ("injection_success_rate", "Injection success rate"),
@@ -54,18 +55,19 @@ def _interval(metrics: dict[str, Any], name: str) -> str:
 def markdown_report(metrics: dict[str, Any], title: str) -> str:
     grader = metrics.get("grader", {})
     baseline = metrics.get("baseline", {})
+    base_name = f"baseline ({metrics.get('baseline_grader', {}).get('name', 'none')})"
     lines = [
         f"# {title}",
         "",
         f"Grader: **{grader.get('name')}**, model `{grader.get('model')}`, prompt "
         f"`{grader.get('prompt_version')}`. {metrics.get('n')} items graded in "
         f"{metrics.get('grading_seconds')} s ({metrics.get('items_per_second')} items/s; "
-        f"{metrics.get('seconds')} s with the baseline); "
+        f"{metrics.get('seconds')} s in all); "
         f"{metrics.get('errors', 0)} error(s), {metrics.get('fallbacks', 0)} fallback(s).",
         "",
         "## Agreement with human scores",
         "",
-        "| metric | grader | 95% CI | baseline (cosine) |",
+        f"| metric | grader | 95% CI | {base_name} |",
         "| --- | --- | --- | --- |",
     ]
     for key, label in HEADLINE_ROWS:
@@ -77,7 +79,7 @@ def markdown_report(metrics: dict[str, Any], title: str) -> str:
         "",
         "## Robustness",
         "",
-        "| metric | grader | baseline (cosine) |",
+        f"| metric | grader | {base_name} |",
         "| --- | --- | --- |",
     ]
     for key, label in ROBUSTNESS_ROWS:

@@ -1,9 +1,11 @@
 """Grade a labelled dataset with a grader and measure it: the engine of ``interviewer eval``.
 
-Finished items are cached in SQLite as they complete, keyed by the item's content, the
-grader, the model and the prompt version, so an interrupted run resumes where it stopped and
-a re-run with nothing changed costs nothing. LLM items are graded concurrently (a semaphore
-caps calls; the LLM client caps them again), and one failing item never sinks the run.
+Any registered grader runs through the same path: :func:`app.grading.grade_many` grades the
+items (concurrently, with a cap, one failing item never sinking the run), and each finished
+item is cached in SQLite as it completes, keyed by the item's content and the grader's
+identity (name, model, prompt version), so an interrupted run resumes where it stopped and a
+re-run with nothing changed costs nothing. A baseline grader (the cosine one) runs over the
+same items through the same path, and its scores sit beside the grader's in every report.
 """
 
 from __future__ import annotations
@@ -24,15 +26,13 @@ from pydantic import BaseModel, ConfigDict
 
 from app.corpus.items import InterviewItem
 from app.corpus.models import Corpus
-from app.embeddings import get_encoder
 from app.evals import metrics as m
 from app.evals.dataset import EvalItem, resolve
-from app.grading.llm_grader import LLMGrader
+from app.grading import Grader, GraderIdentity, grade_many
 from app.grading.models import Evaluation
-from app.grading.offline import OfflineGrader
 
-Grader = OfflineGrader | LLMGrader
 Progress = Callable[[int], None]
+REPEATS = 3  # gradings of each consistency item, for the repeat-consistency metric
 
 
 class Prediction(BaseModel):
@@ -60,13 +60,6 @@ class Prediction(BaseModel):
     repeats: list[float] = []
 
 
-def grader_identity(grader: Grader) -> tuple[str, str, str]:
-    """(grader, model, prompt version): the parts of the cache key that are not the item."""
-    if isinstance(grader, LLMGrader):
-        return "llm", grader.client.model, grader.prompt.version
-    return "offline", f"minilm-rubric@{grader.params.version}", grader.prompt.version
-
-
 class EvalCache:
     """Finished evaluations by (item key, grader, model, prompt version, repeat)."""
 
@@ -81,8 +74,9 @@ class EvalCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(item: EvalItem, identity: tuple[str, str, str], repeat: int = 0) -> str:
-        return "|".join([item.cache_key, *identity, str(repeat)])
+    def key(item: EvalItem, identity: GraderIdentity, repeat: int = 0) -> str:
+        parts = (identity.name, identity.model or "", identity.prompt_version or "")
+        return "|".join([item.cache_key, *parts, str(repeat)])
 
     def get(self, key: str) -> Evaluation | None:
         with self._lock:
@@ -116,75 +110,58 @@ def _topic(item: EvalItem, corpus: Corpus | None) -> str:
     return "external"
 
 
-async def _grade_all(
+@dataclass(frozen=True)
+class _Work:
+    index: int  # of the item in the run
+    item: EvalItem
+    gradable: InterviewItem
+    repeat: int = 0
+
+
+def _grade(
     grader: Grader,
-    work: Sequence[tuple[int, EvalItem, InterviewItem, int]],
+    work: Sequence[_Work],
     cache: EvalCache | None,
-    identity: tuple[str, str, str],
     concurrency: int,
     progress: Progress | None,
 ) -> tuple[dict[tuple[int, int], Evaluation], list[str]]:
+    """Every piece of work graded (from the cache where it is there), by (index, repeat)."""
+    identity = grader.identity
+    keys = [EvalCache.key(w.item, identity, w.repeat) for w in work]
     results: dict[tuple[int, int], Evaluation] = {}
-    errors: list[str] = []
-    semaphore = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(index: int, item: EvalItem, gradable: InterviewItem, repeat: int) -> None:
-        key = EvalCache.key(item, identity, repeat)
-        cached = cache.get(key) if cache else None
+    todo: list[int] = []
+    for number, (piece, key) in enumerate(zip(work, keys, strict=True)):
+        cached = cache.get(key) if cache is not None else None
         if cached is None:
-            async with semaphore:
-                try:
-                    cached = await grader.grade(gradable, item.answer)
-                except Exception as exc:  # partial failure: keep the rest of the run
-                    errors.append(f"{item.id}: {type(exc).__name__}: {exc}")
-                    return
-            if cache is not None:
-                cache.put(key, cached)
-        results[(index, repeat)] = cached
+            todo.append(number)
+            continue
+        results[(piece.index, piece.repeat)] = cached
         if progress is not None:
             progress(1)
 
-    if isinstance(grader, OfflineGrader):
-        for index, item, gradable, repeat in work:  # CPU-bound: threads would only contend
-            key = EvalCache.key(item, identity, repeat)
-            evaluation = cache.get(key) if cache else None
-            if evaluation is None:
-                evaluation = grader.grade_sync(gradable, item.answer)
-                if cache is not None:
-                    cache.put(key, evaluation)
-            results[(index, repeat)] = evaluation
-            if progress is not None:
-                progress(1)
-        return results, errors
-    async with asyncio.TaskGroup() as group:
-        for index, item, gradable, repeat in work:
-            group.create_task(one(index, item, gradable, repeat))
+    def finished(position: int, evaluation: Evaluation) -> None:
+        number = todo[position]
+        if cache is not None:
+            cache.put(keys[number], evaluation)
+        results[(work[number].index, work[number].repeat)] = evaluation
+        if progress is not None:
+            progress(1)
+
+    pairs = [(work[n].gradable, work[n].item.answer) for n in todo]
+    batch = asyncio.run(grade_many(grader, pairs, concurrency, on_result=finished))
+    errors = [
+        f"{work[todo[position]].item.id}: {type(exc).__name__}: {exc}"
+        for position, exc in batch.errors
+    ]
     return results, errors
 
 
-def baseline_scores(
-    items: Sequence[EvalItem], gradables: Sequence[InterviewItem], train: Sequence[EvalItem]
-) -> tuple[list[float], dict[str, float]]:
-    """Cosine(answer, reference) mapped linearly to 0-5 (least squares on the train items)."""
-    encoder = get_encoder()
-
-    def cosines(pairs: Sequence[tuple[str, str]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        answers = encoder.encode([a or " " for a, _ in pairs])
-        references = encoder.encode([r for _, r in pairs])
-        return np.asarray((answers * references).sum(axis=1), dtype=np.float64)
-
-    values = cosines(
-        [(i.answer, g.reference_answer) for i, g in zip(items, gradables, strict=True)]
-    )
-    slope, intercept = 5.0, 0.0
-    if len(train) >= 10:
-        train_refs = [(t.answer, t.reference_answer or "") for t in train]
-        x = cosines(train_refs)
-        y = np.asarray([t.human_score for t in train])
-        if x.std() > 0:
-            slope, intercept = (float(v) for v in np.polyfit(x, y, 1))
-    scores = [float(np.clip(slope * v + intercept, 0, 5)) for v in values]
-    return scores, {"slope": slope, "intercept": intercept}
+def _identity(identity: GraderIdentity) -> dict[str, str | None]:
+    return {
+        "name": identity.name,
+        "model": identity.model,
+        "prompt_version": identity.prompt_version,
+    }
 
 
 def run_eval(
@@ -196,28 +173,24 @@ def run_eval(
     concurrency: int = 8,
     consistency_items: int = 0,
     progress: Progress | None = None,
-    train_items: Sequence[EvalItem] = (),
-    with_baseline: bool = True,
+    baseline: Grader | None = None,
 ) -> RunResult:
-    """Grade ``items`` and compute every metric (see :func:`compute_metrics`)."""
+    """Grade ``items`` with ``grader`` (and ``baseline``, if given) and compute every metric
+    (see :func:`compute_metrics`). The first ``consistency_items`` items are graded
+    :data:`REPEATS` times, to measure how much the grader's scores vary."""
     started = time.perf_counter()
-    gradables = [resolve(item, corpus) for item in items]
-    identity = grader_identity(grader)
-    work = [
-        (i, item, gradable, 0)
-        for i, (item, gradable) in enumerate(zip(items, gradables, strict=True))
-    ]
-    repeat_count = 3 if consistency_items and isinstance(grader, LLMGrader) else 1
-    for index in range(min(consistency_items, len(items)) if repeat_count > 1 else 0):
-        for repeat in range(1, repeat_count):
-            work.append((index, items[index], gradables[index], repeat))
-    results, errors = asyncio.run(_grade_all(grader, work, cache, identity, concurrency, progress))
+    work = [_Work(i, item, resolve(item, corpus)) for i, item in enumerate(items)]
+    repeats = REPEATS if consistency_items else 1
+    for piece in work[: min(consistency_items, len(work))] if repeats > 1 else []:
+        work += [_Work(piece.index, piece.item, piece.gradable, r) for r in range(1, repeats)]
+    results, errors = _grade(grader, work, cache, concurrency, progress)
     grading_seconds = time.perf_counter() - started
-    baseline: list[float | None] = [None] * len(items)
-    baseline_fit: dict[str, float] = {}
-    if with_baseline and items:
-        scores, baseline_fit = baseline_scores(items, gradables, train_items)
-        baseline = list(scores)
+    baseline_scores: dict[int, float] = {}
+    if baseline is not None and items:
+        first = [w for w in work if w.repeat == 0]
+        base_results, base_errors = _grade(baseline, first, cache, concurrency, None)
+        baseline_scores = {index: e.overall for (index, _), e in base_results.items()}
+        errors += [f"baseline {error}" for error in base_errors]
     predictions = []
     for index, item in enumerate(items):
         evaluation = results.get((index, 0))
@@ -233,7 +206,7 @@ def run_eval(
                 split=item.split,
                 human_score=item.human_score,
                 predicted=evaluation.overall,
-                baseline=baseline[index],
+                baseline=baseline_scores.get(index),
                 level=evaluation.level,
                 flags=evaluation.flags,
                 misconceptions=sum(m.verified for m in evaluation.misconceptions),
@@ -246,22 +219,21 @@ def run_eval(
                 completion_tokens=run.completion_tokens,
                 cost_usd=run.cost_usd,
                 repeats=[
-                    results[(index, r)].overall
-                    for r in range(1, repeat_count)
-                    if (index, r) in results
+                    results[(index, r)].overall for r in range(1, repeats) if (index, r) in results
                 ],
             )
         )
     seconds = time.perf_counter() - started
     metrics = compute_metrics(predictions)
-    metrics["grader"] = {"name": identity[0], "model": identity[1], "prompt_version": identity[2]}
+    metrics["grader"] = _identity(grader.identity)
     metrics["seconds"] = round(seconds, 2)
-    metrics["grading_seconds"] = round(grading_seconds, 2)  # without the baseline's embeddings
+    metrics["grading_seconds"] = round(grading_seconds, 2)  # without the baseline's grading
     metrics["items_per_second"] = (
         round(len(predictions) / grading_seconds, 2) if grading_seconds else None
     )
     metrics["errors"] = len(errors)
-    metrics["baseline_fit"] = baseline_fit
+    if baseline is not None:
+        metrics["baseline_grader"] = _identity(baseline.identity)
     return RunResult(predictions, metrics, seconds, errors)
 
 

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import aio
+from app.bands import PASS, STRENGTH, STRONG
 from app.config import Settings
 from app.corpus.items import InterviewItem
 from app.corpus.models import Role
@@ -123,7 +125,7 @@ class SimulationResult:
 def _run_session(
     engine: InterviewEngine, persona: Persona, setup: InterviewSetup
 ) -> tuple[SessionView, list[tuple[InterviewItem, str]]]:
-    view = engine.start(setup, "offline", None)
+    view = engine.start(setup)
     session_id = view.session.id
     strong_topic = setup.topics[0]
     answered: list[tuple[InterviewItem, str]] = []
@@ -139,17 +141,18 @@ def _run_session(
 
 
 def _gap_follow_ups(engine: InterviewEngine, view: SessionView) -> tuple[bool, int]:
-    """Every follow-up after a score < 3.5 addresses a missed criterion or missed points."""
+    """Every follow-up after a score below STRONG addresses a missed criterion or missed
+    points."""
     encoder = get_encoder()
     turns = view.turns
     checked = 0
     for previous, turn in itertools.pairwise(turns):
         if not turn.follow_up or previous.evaluation is None or previous.score is None:
             continue
-        if previous.score >= 3.5:
+        if previous.score >= STRONG:
             continue
         checked += 1
-        missed_criteria = {c.criterion_id for c in previous.evaluation.criteria if c.score < 3.0}
+        missed_criteria = {c.criterion_id for c in previous.evaluation.criteria if c.score < PASS}
         parent = engine.corpus.questions.get(previous.item_id)
         declared = list(parent.follow_ups) if parent else []
         targeted = any(
@@ -197,12 +200,9 @@ def _check(engine: InterviewEngine, persona: Persona, setup: InterviewSetup) -> 
     elif persona.expect == "weak":
         checks["report_gaps"] = len(report.gaps) >= 0.8 * answered_count
     else:  # average: somewhere in the middle, with some gaps
-        checks["report_gaps"] = report.overall is not None and 0.5 <= report.overall <= 4.0
+        checks["report_gaps"] = report.overall is not None and 0.5 <= report.overall <= STRENGTH
     if persona.name == "injection_prone":
-        plain = [
-            engine.grader.grade_sync(item, _weak(item)).overall  # type: ignore[union-attr]
-            for item, _ in answered
-        ]
+        plain = [aio.run(engine.grader.grade(item, _weak(item))).overall for item, _ in answered]
         injected = [t.score or 0.0 for t in view.turns if t.score is not None]
         checks["injection_no_gain"] = sum(injected) <= sum(plain) + 1e-6
     return SessionOutcome(

@@ -1,10 +1,11 @@
-"""Rubric grading by any LLM through litellm, with the offline grader as the safety net.
+"""Rubric grading by any language model (a :class:`ChatModel`), with a fallback grader
+(the offline one, see :mod:`app.grading.registry`) as the safety net.
 
 The model proposes criterion scores with reasoning, verbatim quotes, missed points and
 misconceptions; :func:`app.grading.base.assemble` checks the quotes and computes the overall
 score. An invalid reply gets one repair round with the validation error; a second failure, or
-an LLM that cannot be reached after retries, hands the answer to the offline grader and the
-evaluation records why.
+a model that cannot be reached after retries, hands the answer to the fallback grader and
+the evaluation records why.
 """
 
 from __future__ import annotations
@@ -12,27 +13,33 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
+from functools import reduce
+from operator import add
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ValidationError
 
 from app import limits
+from app.bands import UNEVIDENCED_SCORE_CAP
 from app.corpus.items import InterviewItem
-from app.grading.base import ProposedCriterion, assemble
+from app.errors import GradingError, LLMError
+from app.grading.base import Grader, GraderContext, ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
-from app.grading.models import DetectedMisconception, Evaluation, GraderRun
-from app.grading.offline import OfflineGrader
-from app.grading.scoring import UNEVIDENCED_SCORE_CAP
+from app.grading.models import DetectedMisconception, Evaluation, GraderCapabilities, GraderIdentity
 from app.limits import at_most, capped
-from app.llm import LLMClient, LLMError, LLMReply, Message
+from app.llm import ChatModel, ChatReply, Message, Usage
 from app.prompts import Prompt, load_prompt
+from app.text import split_sentences
 
 ANSWER_TAG = "candidate_answer"
 _TAG = re.compile(rf"<\s*(/?)\s*{ANSWER_TAG}\s*>", re.IGNORECASE)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_PROMPT_CRITERION = re.compile(r"criterion_id: (\S+)")
+_FENCED_ANSWER = re.compile(rf"<{ANSWER_TAG}>\n(.*)\n</{ANSWER_TAG}>", re.DOTALL)
+MOCK_SCORE = 2.5  # the mock model's criterion score: the middle of the scale
 
 
 class LLMCriterionReply(BaseModel):
@@ -61,8 +68,33 @@ class LLMGradeReply(BaseModel):
     coaching: Annotated[str, capped(limits.MAX_COACHING_CHARS)]
     injection_detected: bool
 
+    @classmethod
+    def mock_reply(cls, messages: Sequence[Message]) -> Self:
+        """What the mock model answers to a grading request (:mod:`app.llm.mock`): every
+        criterion of the prompt at a mid score with the answer's first sentence as its
+        evidence, no misconceptions, and coaching that says it is a mock."""
+        prompt = str(messages[-1].get("content", "")) if messages else ""
+        fenced = _FENCED_ANSWER.search(prompt)
+        sentences = split_sentences(fenced.group(1)) if fenced else []
+        evidence = sentences[:1]
+        return cls(
+            criteria=[
+                LLMCriterionReply(
+                    criterion_id=criterion_id,
+                    reasoning="Mock grade: the same mid score for every criterion.",
+                    evidence=evidence,
+                    missed_key_points=[],
+                    score=MOCK_SCORE,
+                )
+                for criterion_id in dict.fromkeys(_PROMPT_CRITERION.findall(prompt))
+            ],
+            misconceptions=[],
+            coaching="This grade comes from the mock language model, not a real one.",
+            injection_detected=False,
+        )
 
-class ReplyError(ValueError):
+
+class ReplyError(GradingError):
     """The model's reply is not a usable grade."""
 
 
@@ -122,21 +154,25 @@ def _is_listed(claim: str, item: InterviewItem) -> DetectedMisconception | None:
     return None
 
 
-class LLMGrader:
-    """Grades with an LLM; never raises for a bad reply or an unreachable model."""
+class LLMGrader(Grader):
+    """Grades with a language model; never raises for a bad reply or an unreachable model."""
 
     name = "llm"
+    capabilities = GraderCapabilities(streams_feedback=True, quotes_evidence=True, costs_money=True)
 
-    def __init__(
-        self,
-        client: LLMClient,
-        prompts_dir: Path,
-        fallback: OfflineGrader | None = None,
-    ) -> None:
-        self.client = client
+    def __init__(self, chat: ChatModel, prompts_dir: Path, fallback: Grader) -> None:
+        self.chat = chat
         self.prompt: Prompt = load_prompt(prompts_dir, "grader")
         self.feedback_prompt: Prompt = load_prompt(prompts_dir, "feedback")
-        self.fallback = fallback or OfflineGrader(prompts_dir)
+        self.fallback = fallback
+
+    @classmethod
+    def from_context(cls, context: GraderContext, fallback: Grader) -> LLMGrader:
+        return cls(context.chat_model(), context.settings.prompts_dir, fallback)
+
+    @property
+    def identity(self) -> GraderIdentity:
+        return GraderIdentity(self.name, self.chat.name, self.prompt.version)
 
     def messages(self, item: InterviewItem, answer: str) -> list[Message]:
         scrubbed = scrub_injection(answer)
@@ -162,9 +198,9 @@ class LLMGrader:
         started = time.perf_counter()
         messages = self.messages(item, answer)
         attempts = 0
-        replies: list[LLMReply] = []
+        replies: list[ChatReply] = []
         try:
-            reply = await self.client.generate(messages, response_format=LLMGradeReply)
+            reply = await self.chat.complete(messages, schema=LLMGradeReply)
             replies.append(reply)
             attempts += reply.attempts
             try:
@@ -180,20 +216,22 @@ class LLMGrader:
                     {"role": "assistant", "content": reply.text[:4000]},
                     {"role": "user", "content": repair},
                 ]
-                reply = await self.client.generate(retry_messages, response_format=LLMGradeReply)
+                reply = await self.chat.complete(retry_messages, schema=LLMGradeReply)
                 replies.append(reply)
                 attempts += reply.attempts
                 parsed = parse_reply(reply.text, item)
         except (LLMError, ReplyError) as error:
             attempts += getattr(error, "attempts", 0)
-            return self._fallback(item, answer, f"{type(error).__name__}: {error}", attempts)
+            return await self._fallback(item, answer, f"{type(error).__name__}: {error}", attempts)
         return self._evaluation(item, answer, parsed, replies, attempts, started)
 
-    def _fallback(self, item: InterviewItem, answer: str, reason: str, attempts: int) -> Evaluation:
-        evaluation = self.fallback.grade_sync(item, answer)
+    async def _fallback(
+        self, item: InterviewItem, answer: str, reason: str, attempts: int
+    ) -> Evaluation:
+        evaluation = await self.fallback.grade(item, answer)
         run = evaluation.grader.model_copy(
             update={
-                "fallback_reason": limits.cap(self.client.redact(reason), limits.MAX_ERROR_CHARS),
+                "fallback_reason": limits.cap(self.chat.redact(reason), limits.MAX_ERROR_CHARS),
                 "attempts": max(attempts, 1),
             }
         )
@@ -206,7 +244,7 @@ class LLMGrader:
         item: InterviewItem,
         answer: str,
         parsed: LLMGradeReply,
-        replies: list[LLMReply],
+        replies: list[ChatReply],
         attempts: int,
         started: float,
     ) -> Evaluation:
@@ -232,20 +270,11 @@ class LLMGrader:
             if parsed.injection_detected or scrub_injection(answer).found
             else []
         )
-        prompt_tokens = [r.prompt_tokens for r in replies if r.prompt_tokens is not None]
-        completion_tokens = [
-            r.completion_tokens for r in replies if r.completion_tokens is not None
-        ]
-        costs = [r.cost_usd for r in replies if r.cost_usd is not None]
-        run = GraderRun(
-            grader="llm",
-            model=replies[-1].model,
-            prompt_version=self.prompt.version,
+        run = self.identity.run(
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
             attempts=attempts,
-            prompt_tokens=sum(prompt_tokens) if prompt_tokens else None,
-            completion_tokens=sum(completion_tokens) if completion_tokens else None,
-            cost_usd=sum(costs) if costs else None,
+            usage=reduce(add, (r.usage for r in replies), Usage()),
+            model=replies[-1].model,
         )
         return assemble(
             item,
@@ -261,7 +290,11 @@ class LLMGrader:
     async def stream_feedback(
         self, item: InterviewItem, evaluation: Evaluation
     ) -> AsyncIterator[str]:
-        """Conversational feedback, streamed; the evaluation's coaching if the LLM fails."""
+        """Conversational feedback, streamed; the evaluation's coaching if the model fails,
+        or if the fallback grader graded this answer."""
+        if evaluation.is_fallback:
+            yield evaluation.coaching
+            return
         criteria = "; ".join(f"{c.name}: {c.score:.0f}/5" for c in evaluation.criteria)
         messages: list[Message] = [
             {"role": "system", "content": self.feedback_prompt.section("system")},
@@ -283,7 +316,7 @@ class LLMGrader:
         ]
         sent = 0
         try:
-            async with aclosing(self.client.stream(messages)) as deltas:
+            async with aclosing(self.chat.stream(messages)) as deltas:
                 async for delta in deltas:
                     room = limits.MAX_FEEDBACK_CHARS - len(limits.TRUNCATION_MARK) - sent
                     if len(delta) > room:  # cut at the cap, and stop reading

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-GraderName = Literal["offline", "llm"]
+from app.llm.base import Usage
 
 
 class CriterionScore(BaseModel):
@@ -38,7 +38,7 @@ class GraderRun(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    grader: GraderName
+    grader: str  # a name registered in app.grading.registry
     model: str | None = None
     prompt_version: str | None = None
     fallback_reason: str | None = None  # set when an LLM failed and the offline grader graded
@@ -48,6 +48,48 @@ class GraderRun(BaseModel):
     completion_tokens: int | None = None
     cost_usd: float | None = None
     dropped_quotes: int = 0  # LLM quotes not found verbatim in the answer
+
+
+@dataclass(frozen=True)
+class GraderCapabilities:
+    """What a grader can do, declared rather than discovered by isinstance."""
+
+    streams_feedback: bool = False  # conversational feedback beyond the evaluation's coaching
+    quotes_evidence: bool = False  # criterion scores come with quotes from the answer
+    costs_money: bool = False  # calls a paid service (and so is worth caching and capping)
+    runs_code: bool = False  # executes the candidate's code
+
+
+@dataclass(frozen=True)
+class GraderIdentity:
+    """Which grader, which model, which prompt: recorded in every evaluation's
+    :class:`GraderRun`, in session records, and part of the eval cache key."""
+
+    name: str  # a name registered in app.grading.registry
+    model: str | None = None
+    prompt_version: str | None = None
+
+    def run(
+        self,
+        latency_ms: float,
+        *,
+        attempts: int = 1,
+        usage: Usage | None = None,
+        model: str | None = None,
+    ) -> GraderRun:
+        """A :class:`GraderRun` for one evaluation by this grader (``model``: the model the
+        provider says answered, when it names one)."""
+        usage = usage or Usage()
+        return GraderRun(
+            grader=self.name,
+            model=model or self.model,
+            prompt_version=self.prompt_version,
+            latency_ms=latency_ms,
+            attempts=attempts,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=usage.cost_usd,
+        )
 
 
 class Evaluation(BaseModel):

@@ -36,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.corpus.items import InterviewItem
 from app.corpus.models import Corpus
 from app.embeddings import MiniLMEncoder, get_encoder
-from app.grading.base import ProposedCriterion, assemble
+from app.grading.base import Grader, GraderContext, ProposedCriterion, assemble
 from app.grading.injection import scrub_injection
-from app.grading.models import DetectedMisconception, Evaluation, GraderRun
+from app.grading.models import DetectedMisconception, Evaluation, GraderCapabilities, GraderIdentity
 from app.prompts import Prompt, load_prompt
 from app.text import (
     NEGATIONS,
@@ -568,10 +568,11 @@ def coaching_text(item: InterviewItem, scored: ScoredAnalysis, prompt: Prompt) -
     return " ".join(sentences[:4])
 
 
-class OfflineGrader:
+class OfflineGrader(Grader):
     """Deterministic, local, fast: the default grader when no LLM is configured."""
 
     name = "offline"
+    capabilities = GraderCapabilities(quotes_evidence=True)
 
     def __init__(
         self,
@@ -583,17 +584,22 @@ class OfflineGrader:
         self.encoder = encoder or get_encoder()
         self.prompt = load_prompt(prompts_dir, "coaching")
 
+    @classmethod
+    def from_context(cls, context: GraderContext) -> OfflineGrader:
+        return cls(context.settings.prompts_dir)
+
+    @property
+    def identity(self) -> GraderIdentity:
+        return GraderIdentity(
+            self.name, f"minilm-rubric@{self.params.version}", self.prompt.version
+        )
+
     def grade_sync(self, item: InterviewItem, answer: str) -> Evaluation:
         started = time.perf_counter()
         analysis = analyse(item, answer, self.encoder)
         scored = score(item, analysis, self.params)
         coaching = coaching_text(item, scored, self.prompt)
-        run = GraderRun(
-            grader="offline",
-            model=f"minilm-rubric@{self.params.version}",
-            prompt_version=self.prompt.version,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        run = self.identity.run(latency_ms=round((time.perf_counter() - started) * 1000, 2))
         return assemble(
             item, answer, scored.criteria, scored.misconceptions, coaching, run, scored.flags
         )

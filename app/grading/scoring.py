@@ -15,9 +15,6 @@ from app.grading.models import CriterionScore
 MISCONCEPTION_PENALTY = 1.0
 MAX_MISCONCEPTION_PENALTY = 2.0
 MIN_QUOTE_CHARS = 3
-# The most an LLM's criterion score can be without a verbatim quote to back it: with no
-# evidence from the answer the claim is unchecked, so it stands at "partial" (2) at most.
-UNEVIDENCED_SCORE_CAP = 2.0
 
 LEVEL_LABELS: dict[int, str] = {
     0: "No answer or wrong",

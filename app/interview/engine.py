@@ -13,39 +13,22 @@ No Streamlit here, and no UI state: the engine is driven by session ids.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from app import aio
+from app.bands import PASS
 from app.corpus.items import InterviewItem, resolve_item
 from app.corpus.models import Corpus, Role
-from app.grading.llm_grader import LLMGrader
+from app.errors import EngineError, SelectionError, StoreError
+from app.grading.base import Grader
 from app.grading.models import Evaluation
-from app.grading.offline import OfflineGrader
 from app.interview.interviewer import HINT_PENALTY, Interviewer, transition_kind
 from app.interview.report import Report, build_report
-from app.retrieval.selector import AskedTurn, InterviewPlan, Selection, SelectionError, Selector
-from app.store import SessionRecord, Store, StoreError, TurnRecord
-
-MIN_LENGTH, MAX_LENGTH = 3, 15
-MISSED_BELOW = 3.0  # a criterion scored under this counts as missed
-
-
-class Mode(StrEnum):
-    PRACTICE = "practice"  # feedback after every answer
-    MOCK = "mock"  # feedback held to the end, like a real loop
-
-
-class InterviewSetup(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    role: Role
-    topics: list[str] = Field(min_length=1)
-    difficulty: int = Field(default=3, ge=1, le=5)
-    length: int = Field(default=5, ge=MIN_LENGTH, le=MAX_LENGTH)
-    mode: Mode = Mode.PRACTICE
-    seed: int | None = None
+from app.retrieval.plan import InterviewSetup, Mode
+from app.retrieval.selector import AskedTurn, Selection, Selector
+from app.store import SessionRecord, Store, TurnRecord
 
 
 class TurnView(BaseModel):
@@ -92,10 +75,6 @@ class SessionView(BaseModel):
         return sum(1 for t in self.turns if t.status in ("graded", "skipped"))
 
 
-class EngineError(RuntimeError):
-    """An action that the session's state does not allow (e.g. answering a finished one)."""
-
-
 def turn_score(evaluation: Evaluation, hints: int) -> float:
     """The score a turn counts for: the evaluation minus what the hints cost."""
     return round(max(0.0, evaluation.overall - HINT_PENALTY * hints), 2)
@@ -106,7 +85,7 @@ class InterviewEngine:
         self,
         corpus: Corpus,
         selector: Selector,
-        grader: OfflineGrader | LLMGrader,
+        grader: Grader,
         interviewer: Interviewer,
         store: Store,
         default_seed: int = 7,
@@ -125,12 +104,13 @@ class InterviewEngine:
             item = item.model_copy(update={"parent_id": turn.parent_id})
         return item
 
-    def _plan(self, session: SessionRecord) -> InterviewPlan:
-        return InterviewPlan(
+    def _setup(self, session: SessionRecord) -> InterviewSetup:
+        return InterviewSetup(
             role=Role(session.role),
             topics=session.topics,
             difficulty=session.difficulty,
             length=session.length,
+            mode=Mode(session.mode),
             seed=session.seed,
         )
 
@@ -145,9 +125,7 @@ class InterviewEngine:
                     item=self._item(turn),
                     score=turn.score if turn.status == "graded" else None,
                     answer=turn.answer_text or "",
-                    missed_criteria=[
-                        c.criterion_id for c in evaluation.criteria if c.score < MISSED_BELOW
-                    ]
+                    missed_criteria=[c.criterion_id for c in evaluation.criteria if c.score < PASS]
                     if evaluation
                     else [],
                     missed_key_points=evaluation.missed_key_points if evaluation else [],
@@ -208,28 +186,28 @@ class InterviewEngine:
         )
 
     # -- actions ------------------------------------------------------------------------
-    def start(self, setup: InterviewSetup, grader_label: str, model: str | None) -> SessionView:
-        """Create a session and ask the first question."""
+    @property
+    def streams_feedback(self) -> bool:
+        """Whether :meth:`stream_feedback` says more than the evaluation's coaching."""
+        return self.grader.capabilities.streams_feedback
+
+    def start(self, setup: InterviewSetup) -> SessionView:
+        """Create a session and ask the first question. The session records the grader's
+        name and model."""
         seed = setup.seed if setup.seed is not None else self.default_seed
-        plan = InterviewPlan(
-            role=setup.role,
-            topics=setup.topics,
-            difficulty=setup.difficulty,
-            length=setup.length,
-            seed=seed,
-        )
-        plan = self.selector.check_plan(plan)  # clear errors before anything is written
+        plan = self.selector.check_plan(setup.model_copy(update={"seed": seed}))
+        identity = self.grader.identity
         session = self.store.create_session(
             role=plan.role.value,
             topics=plan.topics,
             difficulty=plan.difficulty,
             length=plan.length,
-            mode=setup.mode.value,
+            mode=plan.mode.value,
             seed=seed,
-            grader=grader_label,
-            model=model,
+            grader=identity.name,
+            model=identity.model,
         )
-        self._ask(session, self.selector.first(plan), [], first=True)
+        self._ask(session, self.selector.first(plan), [])
         return self.view(session.id)
 
     def _current(
@@ -331,7 +309,7 @@ class InterviewEngine:
     def delete(self, session_id: str) -> bool:
         return self.store.delete_session(session_id)
 
-    def score_trend(self) -> list[dict[str, object]]:
+    def score_trend(self) -> list[dict[str, Any]]:
         """Per graded turn: session id, session start time, topic, score (oldest first)."""
         return self.store.score_history()
 
@@ -340,13 +318,12 @@ class InterviewEngine:
         return build_report(self.corpus, session, self.store.turns(session_id))
 
     def stream_feedback(self, session_id: str, position: int) -> Iterator[str]:
-        """Conversational feedback for a graded turn: streamed from the LLM if there is one."""
+        """Conversational feedback for a graded turn, as the grader streams it (by default
+        the evaluation's coaching)."""
         turn = self.store.get_turn(session_id, position)
         if turn.evaluation is None:
             return iter(())
-        if isinstance(self.grader, LLMGrader) and not turn.evaluation.is_fallback:
-            return aio.iterate(self.grader.stream_feedback(self._item(turn), turn.evaluation))
-        return iter([turn.evaluation.coaching])
+        return aio.iterate(self.grader.stream_feedback(self._item(turn), turn.evaluation))
 
     # -- internals ----------------------------------------------------------------------
     def _grade(self, session: SessionRecord, turn: TurnRecord) -> None:
@@ -361,24 +338,17 @@ class InterviewEngine:
             self.store.finish_session(session.id)
             return
         try:
-            selection = self.selector.next(self._plan(session), self._history(turns))
+            selection = self.selector.next(self._setup(session), self._history(turns))
         except SelectionError:
             selection = None
         if selection is None:  # every allowed question has been asked
             self.store.finish_session(session.id)
             return
-        self._ask(session, selection, turns, first=False)
+        self._ask(session, selection, turns)
 
-    def _ask(
-        self, session: SessionRecord, selection: Selection, turns: list[TurnRecord], first: bool
-    ) -> None:
+    def _ask(self, session: SessionRecord, selection: Selection, turns: list[TurnRecord]) -> None:
         previous = turns[-1] if turns else None
-        kind = transition_kind(
-            selection,
-            previous.score if previous else None,
-            previous is not None and previous.status == "skipped",
-            first,
-        )
+        kind = transition_kind(selection)
         item = selection.item
         text = aio.run(
             self.interviewer.phrase(
@@ -403,11 +373,14 @@ class InterviewEngine:
         )
 
 
+# The view types the UI and the terminal render, all importable from here.
 __all__ = [
     "EngineError",
+    "Evaluation",
     "InterviewEngine",
     "InterviewSetup",
     "Mode",
+    "Report",
     "SessionView",
     "TurnView",
 ]

@@ -13,13 +13,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from app.bands import Band
 from app.corpus.items import InterviewItem
 from app.embeddings import get_encoder
+from app.errors import LLMError
 from app.grading.llm_grader import fence_answer
 from app.limits import MAX_PHRASING_CHARS
-from app.llm import LLMClient, LLMError
+from app.llm import ChatModel
 from app.prompts import load_prompt
-from app.retrieval.selector import Selection
+from app.retrieval.selector import Decision, Selection
 
 TransitionKind = Literal[
     "opening", "next_topic", "follow_up_gap", "follow_up_deeper", "step_down", "after_skip"
@@ -32,19 +34,29 @@ MIN_GROUNDING = 0.55
 LEAK_NGRAM = 8
 
 
-def transition_kind(
-    selection: Selection, previous_score: float | None, previous_skipped: bool, first: bool
-) -> TransitionKind:
-    if first:
-        return "opening"
-    if previous_skipped:
-        return "after_skip"
-    if selection.follow_up:
-        strong = previous_score is not None and previous_score >= 3.5
-        return "follow_up_deeper" if strong else "follow_up_gap"
-    if selection.reason.startswith("Stepping down"):
-        return "step_down"
-    return "next_topic"
+_KINDS: dict[Decision, TransitionKind] = {
+    Decision.OPENING: "opening",
+    Decision.NEXT_TOPIC: "next_topic",
+    Decision.AFTER_SKIP: "after_skip",
+    Decision.FOLLOW_UP_GAP: "follow_up_gap",
+    Decision.PROBE_GAP: "follow_up_gap",
+    Decision.FOLLOW_UP_DEEPER: "follow_up_deeper",
+    Decision.HARDER: "follow_up_deeper",
+    Decision.STEP_DOWN: "step_down",
+}
+
+
+def transition_kind(selection: Selection) -> TransitionKind:
+    """How the interviewer introduces the selected question, from the selector's decision.
+
+    A leftover follow-up (every question of the topics asked) is introduced by how the
+    previous answer went: after a skip, a strong answer, or any other.
+    """
+    if selection.decision is Decision.LEFTOVER_FOLLOW_UP:
+        if selection.after is None:
+            return "after_skip"
+        return "follow_up_deeper" if selection.after is Band.STRONG else "follow_up_gap"
+    return _KINDS[selection.decision]
 
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -53,7 +65,7 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 class Interviewer:
-    def __init__(self, prompts_dir: Path, llm: LLMClient | None = None) -> None:
+    def __init__(self, prompts_dir: Path, llm: ChatModel | None = None) -> None:
         self.prompt = load_prompt(prompts_dir, "interviewer")
         self.llm = llm
 
@@ -99,7 +111,7 @@ class Interviewer:
             },
         ]
         try:
-            reply = await self.llm.generate(messages, temperature=0.4, max_tokens=220)
+            reply = await self.llm.complete(messages, temperature=0.4, max_tokens=220)
         except LLMError:
             return offline
         text = reply.text.strip()

@@ -11,11 +11,10 @@ from collections import defaultdict
 
 from pydantic import BaseModel, ConfigDict
 
+from app.bands import PASS, STRENGTH
 from app.corpus.models import Corpus, Role
 from app.store import SessionRecord, TurnRecord
 
-STRONG_AT = 4.0
-GAP_BELOW = 3.0
 MAX_PRACTICE = 6
 
 
@@ -82,6 +81,12 @@ class Report(BaseModel):
     practise_next: list[Practice]
     turns: list[TurnSummary]
 
+    def to_markdown(self) -> str:
+        return report_markdown(self)
+
+    def to_json(self) -> str:
+        return report_json(self)
+
 
 def build_report(corpus: Corpus, session: SessionRecord, turns: list[TurnRecord]) -> Report:
     closed = [t for t in turns if t.status in ("graded", "skipped")]
@@ -110,15 +115,15 @@ def build_report(corpus: Corpus, session: SessionRecord, turns: list[TurnRecord]
             for criterion in turn.evaluation.criteria:
                 criterion_scores[criterion.name].append(criterion.score)
     for topic_score in per_topic:
-        if topic_score.mean >= STRONG_AT and topic_score.answered:
+        if topic_score.mean >= STRENGTH and topic_score.answered:
             strengths.append(f"{topic_score.title}: {topic_score.mean:.1f}/5")
     for name, values in sorted(criterion_scores.items(), key=lambda kv: -sum(kv[1]) / len(kv[1])):
-        if sum(values) / len(values) >= STRONG_AT and len(strengths) < 6:
+        if sum(values) / len(values) >= STRENGTH and len(strengths) < 6:
             strengths.append(name)
 
     gaps = []
     for turn in closed:
-        weak = turn.status == "skipped" or (turn.score is not None and turn.score < GAP_BELOW)
+        weak = turn.status == "skipped" or (turn.score is not None and turn.score < PASS)
         if not weak:
             continue
         evaluation = turn.evaluation

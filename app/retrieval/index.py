@@ -19,11 +19,14 @@ from typing import Any
 import chromadb
 import numpy as np
 import numpy.typing as npt
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
+from chromadb.utils.embedding_functions import register_embedding_function
 
 from app.config import Settings
 from app.corpus.models import Corpus, Question
-from app.embeddings import MODEL_ID, MiniLMEmbeddingFunction, content_hash, get_encoder
+from app.embeddings import MODEL_ID, content_hash, get_encoder
+from app.errors import IndexUnavailableError, InterviewerError
 
 INDEX_FORMAT = "3"  # bump when document_text or the metadata layout changes
 # About 190 tokens: the question and its first key points. Longer documents cost embedding
@@ -32,8 +35,54 @@ DOCUMENT_CHARS = 800
 OPEN_LOCK_FILE = ".open.lock"  # in the embedded Chroma dir; see open_lock()
 
 
-class IndexUnavailableError(RuntimeError):
-    """Chroma could not be opened or reached; the message says where and why."""
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma adapter for :class:`MiniLMEncoder`, registered so reopened collections find it."""
+
+    def __init__(self) -> None:
+        self._encoder = get_encoder()
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return list(self._encoder.encode(list(input)))
+
+    @staticmethod
+    def name() -> str:
+        return "senior-interviewer-minilm-int8"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:  # type: ignore[override]
+        return ["cosine", "ip", "l2"]
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+        return MiniLMEmbeddingFunction()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID}
+
+
+@contextmanager
+def chroma_failures(where: str) -> Iterator[None]:
+    """Chroma, its HTTP client and its SQLite files raise many kinds of errors; at this
+    boundary each becomes an :class:`IndexUnavailableError` saying where. Errors of our own
+    (a missing embedding model, say) pass through as they are."""
+    try:
+        yield
+    except InterviewerError:
+        raise
+    except Exception as exc:
+        raise IndexUnavailableError(
+            f"the question index ({where}) failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def location(settings: Settings) -> str:
+    """Where the index lives, as the user configured it."""
+    if settings.chroma_mode == "server":
+        return f"{settings.chroma_host}:{settings.chroma_port}"
+    return str(settings.chroma_path)
 
 
 def open_client(settings: Settings) -> Any:
@@ -128,9 +177,10 @@ Progress = Callable[[int], None]
 class QuestionIndex:
     """A Chroma collection of corpus questions with cosine distance."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: Any, name: str, where: str = "") -> None:
         self.client = client
         self.name = name
+        self.where = where or name
         self.embedding_function = MiniLMEmbeddingFunction()
         self.collection = client.get_or_create_collection(
             name=name,
@@ -140,16 +190,20 @@ class QuestionIndex:
 
     @classmethod
     def open(cls, settings: Settings) -> QuestionIndex:
-        if settings.chroma_mode == "server":
-            return cls(open_client(settings), settings.chroma_collection)
-        with open_lock(settings.chroma_path):  # the client and the collection it creates
-            return cls(open_client(settings), settings.chroma_collection)
+        """The collection, created if needed; :class:`IndexUnavailableError` if it cannot be."""
+        where = location(settings)
+        with chroma_failures(where):
+            if settings.chroma_mode == "server":
+                return cls(open_client(settings), settings.chroma_collection, where)
+            with open_lock(settings.chroma_path):  # the client and the collection it creates
+                return cls(open_client(settings), settings.chroma_collection, where)
 
     def count(self) -> int:
         return int(self.collection.count())
 
     def _stored(self) -> dict[str, Mapping[str, Any]]:
-        stored = self.collection.get(include=["metadatas"])
+        with chroma_failures(self.where):
+            stored = self.collection.get(include=["metadatas"])
         return dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
 
     def plan(
@@ -183,28 +237,30 @@ class QuestionIndex:
             and qid not in to_update
             and sorted(metadata.get("parents") or []) != sorted(parents.get(qid, []))
         ]
-        if to_delete:
-            self.collection.delete(ids=to_delete)
-        pending = to_add + to_update
-        encoder = get_encoder()
-        for start in range(0, len(pending), batch):
-            chunk = [corpus.questions[qid] for qid in pending[start : start + batch]]
-            documents = [document_text(q) for q in chunk]
-            self.collection.upsert(
-                ids=[q.id for q in chunk],
-                documents=documents,
-                embeddings=list(encoder.encode(documents)),
-                metadatas=[record_metadata(q, parents.get(q.id, [])) for q in chunk],
-            )
-            if progress is not None:
-                progress(len(chunk))
-        if relink:
-            self.collection.update(
-                ids=relink,
-                metadatas=[
-                    record_metadata(corpus.questions[qid], parents.get(qid, [])) for qid in relink
-                ],
-            )
+        with chroma_failures(self.where):
+            if to_delete:
+                self.collection.delete(ids=to_delete)
+            pending = to_add + to_update
+            encoder = get_encoder()
+            for start in range(0, len(pending), batch):
+                chunk = [corpus.questions[qid] for qid in pending[start : start + batch]]
+                documents = [document_text(q) for q in chunk]
+                self.collection.upsert(
+                    ids=[q.id for q in chunk],
+                    documents=documents,
+                    embeddings=list(encoder.encode(documents)),
+                    metadatas=[record_metadata(q, parents.get(q.id, [])) for q in chunk],
+                )
+                if progress is not None:
+                    progress(len(chunk))
+            if relink:
+                self.collection.update(
+                    ids=relink,
+                    metadatas=[
+                        record_metadata(corpus.questions[qid], parents.get(qid, []))
+                        for qid in relink
+                    ],
+                )
         return SyncReport(
             added=len(to_add),
             updated=len(to_update),

@@ -1,7 +1,9 @@
 """Which question comes next, and why: the interview's adaptive path through the corpus.
 
 UI-free and deterministic for a given seed. The engine calls :meth:`Selector.first` and then
-:meth:`Selector.next` with what happened so far; every pick carries a short reason.
+:meth:`Selector.next` with what happened so far; every pick is a :class:`Selection` carrying a
+structured :class:`Decision`, from which its display reason (and the interviewer's wording)
+is made.
 
 Policy, in order of preference:
 
@@ -24,17 +26,17 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from app.bands import Band, band
 from app.corpus.items import InterviewItem, item_from_follow_up, item_from_question
 from app.corpus.models import Corpus, Kind, Question, Role
 from app.embeddings import get_encoder
+from app.errors import SelectionError
 from app.retrieval.index import QuestionIndex
+from app.retrieval.plan import InterviewSetup
 
-STRONG = 3.5
-WEAK = 2.5
 MAX_THREAD_DEPTH = 2  # follow-ups in a row before moving on
 QUERY_CHARS = 4000  # the encoder reads 256 tokens; more text only costs tokenising time
 NEIGHBOURS = 8
@@ -96,22 +98,6 @@ def semantic_search(
     return ranked[:n_results]
 
 
-class SelectionError(ValueError):
-    """The plan cannot be served (unknown role or topic, or nothing to ask)."""
-
-
-class InterviewPlan(BaseModel):
-    """What the candidate chose at setup."""
-
-    model_config = ConfigDict(frozen=True)
-
-    role: Role
-    topics: list[str] = Field(min_length=1)
-    difficulty: int = Field(default=3, ge=1, le=5)
-    length: int = Field(default=5, ge=1, le=50)
-    seed: int = 7
-
-
 @dataclass(frozen=True)
 class AskedTurn:
     """What the selector needs to know about one asked item and its answer."""
@@ -123,16 +109,87 @@ class AskedTurn:
     missed_key_points: Sequence[str] = ()
 
 
+class Decision(StrEnum):
+    """Why a question was chosen."""
+
+    OPENING = "opening"  # the first question of the session
+    NEXT_TOPIC = "next_topic"  # a fresh question, from the least-covered topic
+    AFTER_SKIP = "after_skip"  # a fresh question after a skipped one
+    FOLLOW_UP_GAP = "follow_up_gap"  # a declared follow-up on a missed criterion
+    FOLLOW_UP_DEEPER = "follow_up_deeper"  # a declared follow-up after a strong answer
+    PROBE_GAP = "probe_gap"  # the question nearest to the missed key points
+    HARDER = "harder"  # a harder neighbour in the same topic
+    STEP_DOWN = "step_down"  # an easier question in the same topic after a weak answer
+    LEFTOVER_FOLLOW_UP = "leftover_follow_up"  # every question asked: an inline follow-up
+
+
+FOLLOW_UPS = frozenset(
+    {
+        Decision.FOLLOW_UP_GAP,
+        Decision.FOLLOW_UP_DEEPER,
+        Decision.PROBE_GAP,
+        Decision.HARDER,
+        Decision.LEFTOVER_FOLLOW_UP,
+    }
+)
+_NEXT_TOPIC_AFTER: dict[Band | None, str] = {
+    Band.WEAK: "Moving on after a weak answer",
+    Band.STRONG: "Next topic, one level up after a strong answer",
+}
+
+
 @dataclass(frozen=True)
 class Selection:
+    """The chosen item and why; :attr:`reason` is made from the decision, never parsed."""
+
     item: InterviewItem
-    reason: str
-    follow_up: bool = False
+    decision: Decision
+    after: Band | None = None  # the band of the answer it follows; None: first, or a skip
+    topic_title: str = ""
+    gap: str = ""  # the missed criteria a declared follow-up targets
+    probes: str = ""  # what a declared follow-up probes
+    similarity: float | None = None  # of a gap probe to the missed points
+
+    @property
+    def follow_up(self) -> bool:
+        return self.decision in FOLLOW_UPS
+
+    @property
+    def reason(self) -> str:
+        """The short explanation shown with the question."""
+        where = f"{self.topic_title}, difficulty {self.item.difficulty}"
+        match self.decision:
+            case Decision.OPENING:
+                return f"Opening question: {where}"
+            case Decision.AFTER_SKIP:
+                return f"Moving on to a new topic: {where}"
+            case Decision.NEXT_TOPIC:
+                return f"{_NEXT_TOPIC_AFTER.get(self.after, 'Next topic')}: {where}"
+            case Decision.FOLLOW_UP_GAP:
+                return f"Follow-up on a gap ({self.gap}): {self.probes}"
+            case Decision.FOLLOW_UP_DEEPER:
+                return f"Going deeper after a strong answer: {self.probes}"
+            case Decision.PROBE_GAP:
+                return (
+                    "Probing the gap: closest question to the missed points "
+                    f"(similarity {self.similarity or 0.0:.2f})"
+                )
+            case Decision.HARDER:
+                return f"Going harder in the same area (difficulty {self.item.difficulty})"
+            case Decision.STEP_DOWN:
+                return (
+                    f"Stepping down to difficulty {self.item.difficulty} in {self.item.topic} "
+                    "after a weak answer"
+                )
+            case Decision.LEFTOVER_FOLLOW_UP:
+                return (
+                    f"All questions on {self.topic_title} were asked; a follow-up on an earlier one"
+                )
 
 
 @dataclass
 class _State:
-    plan: InterviewPlan
+    plan: InterviewSetup
     history: Sequence[AskedTurn]
     asked: set[str] = field(default_factory=set)
     per_topic: Counter[str] = field(default_factory=Counter)
@@ -140,6 +197,13 @@ class _State:
     @property
     def last(self) -> AskedTurn:
         return self.history[-1]
+
+    @property
+    def after(self) -> Band | None:
+        """The band of the last answer; None before the first, or after a skip."""
+        if not self.history or self.last.score is None:
+            return None
+        return band(self.last.score)
 
     @property
     def quota(self) -> int:
@@ -162,9 +226,9 @@ class _State:
         for turn in self.history:
             if turn.score is None:
                 continue
-            if turn.score >= STRONG:
+            if band(turn.score) is Band.STRONG:
                 level += 1
-            elif turn.score < WEAK:
+            elif band(turn.score) is Band.WEAK:
                 level -= 1
             level = min(5, max(1, level))
         return level
@@ -182,7 +246,7 @@ class Selector:
                 self._by_role_topic.setdefault((role, question.topic), []).append(question)
 
     # -- plan validation ---------------------------------------------------------------
-    def check_plan(self, plan: InterviewPlan) -> InterviewPlan:
+    def check_plan(self, plan: InterviewSetup) -> InterviewSetup:
         """The plan with its topics checked against the corpus and the role."""
         unknown = [t for t in plan.topics if t not in self.corpus.topics]
         if unknown:
@@ -207,15 +271,15 @@ class Selector:
             ) from None
 
     # -- public API -----------------------------------------------------------------------
-    def first(self, plan: InterviewPlan) -> Selection:
+    def first(self, plan: InterviewSetup) -> Selection:
         plan = self.check_plan(plan)
         state = _State(plan, [])
-        selection = self._next_topic(state, plan.difficulty, "Opening question")
+        selection = self._next_topic(state, plan.difficulty, Decision.OPENING)
         if selection is None:  # pragma: no cover - check_plan guarantees a pool
             raise SelectionError("nothing to ask for this plan")
         return selection
 
-    def next(self, plan: InterviewPlan, history: Sequence[AskedTurn]) -> Selection | None:
+    def next(self, plan: InterviewSetup, history: Sequence[AskedTurn]) -> Selection | None:
         """The next item, or None when every allowed question has been asked."""
         if not history:
             return self.first(plan)
@@ -229,24 +293,24 @@ class Selector:
         # spread over the chosen topics however the answers go.
         depth_left = state.thread_depth() < MAX_THREAD_DEPTH and state.has_room(last.item.topic)
         target = state.target_difficulty()
-        if last.score is None:
-            return self._next_topic(state, target, "Moving on to a new topic")
-        if last.score < WEAK:
+        if state.after is None:
+            return self._next_topic(state, target, Decision.AFTER_SKIP)
+        if state.after is Band.WEAK:
             return (
                 (depth_left and self._declared(state, targeted=True))
                 or (depth_left and self._probe_gap(state))
                 or (state.has_room(last.item.topic) and self._step_down(state))
-                or self._next_topic(state, target, "Moving on after a weak answer")
+                or self._next_topic(state, target, Decision.NEXT_TOPIC)
             )
-        if last.score >= STRONG:
+        if state.after is Band.STRONG:
             return (
                 (depth_left and self._declared(state, targeted=False, harder=True))
                 or (depth_left and self._harder_neighbour(state))
-                or self._next_topic(state, target, "Next topic, one level up after a strong answer")
+                or self._next_topic(state, target, Decision.NEXT_TOPIC)
             )
         return (
             depth_left and last.missed_criteria and self._declared(state, targeted=True)
-        ) or self._next_topic(state, target, "Next topic")
+        ) or self._next_topic(state, target, Decision.NEXT_TOPIC)
 
     # -- candidates ----------------------------------------------------------------------
     def _pool(self, role: Role, topics: Sequence[str]) -> list[Question]:
@@ -261,7 +325,7 @@ class Selector:
         )
 
     def _rng(self, state: _State, salt: str) -> random.Random:
-        return random.Random(f"{state.plan.seed}:{len(state.history)}:{salt}")
+        return random.Random(f"{state.plan.rng_seed}:{len(state.history)}:{salt}")
 
     def _declared(self, state: _State, *, targeted: bool, harder: bool = False) -> Selection | None:
         """The corpus's own follow-ups of the question just asked."""
@@ -288,14 +352,18 @@ class Selector:
                     continue
             elif harder:
                 continue  # inline follow-ups probe gaps; they do not go deeper
-            if targeted:
-                names = ", ".join(
-                    root.rubric.criterion(c).name for c in follow_up.targets if c in missed
-                )
-                reason = f"Follow-up on a gap ({names}): {follow_up.probes}"
-            else:
-                reason = f"Going deeper after a strong answer: {follow_up.probes}"
-            return Selection(item, reason, follow_up=True)
+            names = (
+                ", ".join(root.rubric.criterion(c).name for c in follow_up.targets if c in missed)
+                if targeted
+                else ""
+            )
+            return Selection(
+                item,
+                Decision.FOLLOW_UP_GAP if targeted else Decision.FOLLOW_UP_DEEPER,
+                after=state.after,
+                gap=names,
+                probes=follow_up.probes,
+            )
         return None
 
     def _neighbours(
@@ -339,9 +407,9 @@ class Selector:
             if similarity >= GAP_PROBE_SIMILARITY:
                 return Selection(
                     item_from_question(question).model_copy(update={"parent_id": last.item.id}),
-                    f"Probing the gap: closest question to the missed points "
-                    f"(similarity {similarity:.2f})",
-                    follow_up=True,
+                    Decision.PROBE_GAP,
+                    after=state.after,
+                    similarity=similarity,
                 )
         return None
 
@@ -353,8 +421,8 @@ class Selector:
             if question.topic == last.item.topic and similarity >= MIN_NEIGHBOUR_SIMILARITY:
                 return Selection(
                     item_from_question(question).model_copy(update={"parent_id": last.item.id}),
-                    f"Going harder in the same area (difficulty {question.difficulty})",
-                    follow_up=True,
+                    Decision.HARDER,
+                    after=state.after,
                 )
         return None
 
@@ -371,13 +439,9 @@ class Selector:
         choice = self._rng(state, "down").choice(
             sorted((q for q in candidates if q.difficulty == best), key=lambda q: q.id)
         )
-        return Selection(
-            item_from_question(choice),
-            f"Stepping down to difficulty {choice.difficulty} in {choice.topic} "
-            "after a weak answer",
-        )
+        return Selection(item_from_question(choice), Decision.STEP_DOWN, after=state.after)
 
-    def _next_topic(self, state: _State, difficulty: int, why: str) -> Selection | None:
+    def _next_topic(self, state: _State, difficulty: int, decision: Decision) -> Selection | None:
         """A fresh question from the least-covered chosen topic, near the target difficulty."""
         plan = state.plan
         rng = self._rng(state, "topic")
@@ -396,11 +460,11 @@ class Selector:
                 (q for q in candidates if abs(q.difficulty - difficulty) == nearest),
                 key=lambda q: q.id,
             )
-            choice = rng.choice(ties)
-            title = self.corpus.topics[topic].title
             return Selection(
-                item_from_question(choice),
-                f"{why}: {title}, difficulty {choice.difficulty}",
+                item_from_question(rng.choice(ties)),
+                decision,
+                after=state.after,
+                topic_title=self.corpus.topics[topic].title,
             )
         return self._leftover_follow_up(state, order)
 
@@ -419,8 +483,8 @@ class Selector:
                     if item.id not in state.asked:
                         return Selection(
                             item,
-                            f"All questions on {self.corpus.topics[topic].title} were asked; "
-                            "a follow-up on an earlier one",
-                            follow_up=True,
+                            Decision.LEFTOVER_FOLLOW_UP,
+                            after=state.after,
+                            topic_title=self.corpus.topics[topic].title,
                         )
         return None

@@ -6,15 +6,14 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from app.grading.models import Evaluation
-from app.grading.scoring import UNEVIDENCED_SCORE_CAP
-from app.interview.engine import TurnView
-from app.interview.report import Report, report_json, report_markdown
+from app.bands import PASS, STRENGTH, UNEVIDENCED_SCORE_CAP, WEAK
+from app.interview.engine import Evaluation, Report, TurnView
 from app.ui.safe import as_text, safe_markdown
 
 
 def score_colour(score: float) -> str:
-    return "green" if score >= 4 else "orange" if score >= 2.5 else "red"
+    """Green for a strength, red for a weak answer, orange between."""
+    return "green" if score >= STRENGTH else "orange" if score >= WEAK else "red"
 
 
 def render_evaluation(evaluation: Evaluation, reference_answer: str | None, key: str) -> None:
@@ -119,7 +118,7 @@ def render_report(report: Report) -> None:
     st.markdown("\n".join(f"- {s}" for s in report.strengths) or "- Keep practising: none yet.")
     st.markdown("**Gaps**")
     if not report.gaps:
-        st.markdown("- None: every answer scored 3 or more.")
+        st.markdown(f"- None: every answer scored {PASS:g} or more.")
     for gap in report.gaps:
         score = "skipped" if gap.score is None else f"{gap.score:.1f}/5"
         st.markdown(f"- {as_text(gap.question, one_line=True)} ({score})")
@@ -128,21 +127,18 @@ def render_report(report: Report) -> None:
     if report.practise_next:
         st.markdown("**Practise next**")
         st.markdown("\n".join(f"- {p.question} *({p.why})*" for p in report.practise_next))
-    left, right = st.columns(2)
-    left.download_button(
-        "Download report (Markdown)",
-        report_markdown(report),
-        file_name=f"interview-{report.session_id}.md",
-        mime="text/markdown",
-        key=f"md-{report.session_id}",
-    )
-    right.download_button(
-        "Download report (JSON)",
-        report_json(report),
-        file_name=f"interview-{report.session_id}.json",
-        mime="application/json",
-        key=f"json-{report.session_id}",
-    )
+    downloads = [
+        ("Markdown", "md", "text/markdown", report.to_markdown()),
+        ("JSON", "json", "application/json", report.to_json()),
+    ]
+    for column, (label, suffix, mime, data) in zip(st.columns(2), downloads, strict=True):
+        column.download_button(
+            f"Download report ({label})",
+            data,
+            file_name=f"interview-{report.session_id}.{suffix}",
+            mime=mime,
+            key=f"{suffix}-{report.session_id}",
+        )
 
 
 def render_conversation(turns: Sequence[TurnView], show_feedback: bool) -> None:

@@ -15,19 +15,11 @@ from typing import Any
 
 import streamlit as st
 
+from app import services
 from app.config import get_settings
-from app.corpus.models import ROLE_LABELS, Role
-from app.interview.engine import EngineError, InterviewEngine, InterviewSetup, Mode
-from app.llm.redact import redact
-from app.retrieval.selector import SelectionError
-from app.services import Foundation, build_engine, grader_label, shared_foundation
-from app.speech import (
-    ApiTranscriber,
-    LocalWhisper,
-    TranscriptionError,
-    initial_prompt,
-    make_transcriber,
-)
+from app.errors import InterviewerError, SessionNotFoundError
+from app.interview.engine import InterviewEngine, InterviewSetup, Mode
+from app.services import Foundation, build_engine, shared_foundation
 from app.ui.components import render_conversation, render_report
 from app.ui.safe import as_text
 
@@ -39,11 +31,6 @@ PAGES = ["Interview", "History"]
 @st.cache_resource(show_spinner="Loading the question corpus and index...")
 def foundation() -> Foundation:
     return shared_foundation(get_settings())
-
-
-@st.cache_resource(show_spinner=False)
-def transcriber() -> LocalWhisper | ApiTranscriber:
-    return make_transcriber(get_settings())
 
 
 def engine() -> InterviewEngine:
@@ -66,28 +53,24 @@ def notify(message: str) -> None:
 
 def error_text(error: BaseException | str) -> str:
     """An error for the page: without any key (the one typed in the sidebar too), as text."""
-    configured = get_settings().llm_api_key
     typed = str(st.session_state.get("api_key") or "")
-    secrets = [typed, configured.get_secret_value() if configured else None]
-    return as_text(redact(str(error), secrets))
+    return as_text(services.shown_error(get_settings(), error, typed))
 
 
 # -- callbacks: each changes state through the engine, then Streamlit redraws -------------
 def on_start() -> None:
     state = st.session_state
     setup = InterviewSetup(
-        role=Role(state["role"]),
+        role=str(state["role"]),
         topics=list(state["topics"]),
         difficulty=int(state["difficulty"]),
         length=int(state["length"]),
         mode=Mode(state["mode"]),
         seed=int(time.time()) % 100_000,
     )
-    current = engine()
-    label, model = grader_label(current)
     try:
-        view = current.start(setup, label, model)
-    except SelectionError as exc:
+        view = engine().start(setup)
+    except InterviewerError as exc:
         notify(str(exc))
         return
     state["session_id"] = view.session.id
@@ -119,7 +102,7 @@ def on_action(action: str, session_id: str, position: int) -> None:
             clear_transcript()
         elif action == "end":
             current.finish(session_id)
-    except EngineError as exc:
+    except InterviewerError as exc:
         notify(str(exc))
 
 
@@ -134,12 +117,12 @@ def submit(session_id: str, position: int, text: str, audio_seconds: float | Non
                 transcript=text if audio_seconds is not None else None,
                 audio_seconds=audio_seconds,
             )
-    except EngineError as exc:
+    except InterviewerError as exc:
         notify(str(exc))
         return
     clear_transcript()
     graded = [t for t in view.turns if t.status == "graded"]
-    if view.show_feedback and graded and current.grader.name == "llm":
+    if view.show_feedback and graded and current.streams_feedback:
         st.session_state["_stream_turn"] = graded[-1].position
 
 
@@ -167,21 +150,20 @@ def clear_transcript() -> None:
 # -- drawing ------------------------------------------------------------------------------
 def sidebar(found: Foundation) -> None:
     settings = found.settings
-    corpus = found.corpus
     with st.sidebar:
         st.header("New interview")
+        role_labels = dict(services.roles())
         role = st.selectbox(
-            "Role", [r.value for r in Role], format_func=lambda r: ROLE_LABELS[Role(r)], key="role"
+            "Role", list(role_labels), format_func=lambda r: role_labels[r], key="role"
         )
-        available = [
-            t for t in corpus.topics if any(Role(role) in q.roles for q in corpus.by_topic(t))
-        ]
+        titles = dict(services.topics_for_role(found, role))
+        available = list(titles)
         default = [t for t in DEFAULT_TOPICS if t in available] or available[:3]
         st.multiselect(
             "Topics",
             available,
             default=default,
-            format_func=lambda t: corpus.topics[t].title,
+            format_func=lambda t: titles[t],
             key="topics",
         )
         st.slider("Difficulty", 1, 5, 3, key="difficulty")
@@ -220,7 +202,9 @@ def sidebar(found: Foundation) -> None:
         st.radio("Page", PAGES, key="page")
 
 
-def voice_answer(current: InterviewEngine, session_id: str, position: int) -> None:
+def voice_answer(
+    found: Foundation, current: InterviewEngine, session_id: str, position: int
+) -> None:
     with st.expander("Answer by voice"):
         recording = st.audio_input("Record your answer", key=f"audio-{position}")
         upload = st.file_uploader(
@@ -234,9 +218,8 @@ def voice_answer(current: InterviewEngine, session_id: str, position: int) -> No
         if st.session_state.get("_audio_digest") != digest:
             try:
                 with st.spinner("Transcribing..."):
-                    prompt = initial_prompt(current.current_item(session_id))
-                    result = transcriber().transcribe(audio_bytes, prompt)
-            except (TranscriptionError, EngineError) as exc:
+                    result = services.transcribe_answer(found, current, session_id, audio_bytes)
+            except InterviewerError as exc:
                 st.error(error_text(exc))
                 return
             st.session_state["_audio_digest"] = digest
@@ -261,22 +244,19 @@ def interview_page(found: Foundation) -> None:
             "answer is graded against a rubric, with evidence quoted from your answer, what you "
             "missed, and coaching. Everything runs on this machine unless you configure an LLM."
         )
-        st.caption(
-            f"{len(found.corpus.questions)} questions in {len(found.corpus.topics)} topics "
-            f"(corpus {found.corpus.version})."
-        )
+        st.caption(f"{services.corpus_summary(found)}.")
         return
     current = engine()
     try:
         view = current.view(session_id)
-    except KeyError:
+    except SessionNotFoundError:
         st.session_state.pop("session_id", None)
         st.warning("That session no longer exists.")
         return
     session = view.session
-    titles = ", ".join(found.corpus.topics[t].title for t in session.topics)
+    titles = ", ".join(services.topic_title(found, t) for t in session.topics)
     st.caption(
-        f"{ROLE_LABELS[Role(session.role)]} · {titles} · {session.mode} · "
+        f"{services.role_label(session.role)} · {titles} · {session.mode} · "
         f"question {min(view.answered + 1, session.length)} of {session.length}"
     )
     render_conversation(view.turns, view.show_feedback)
@@ -317,7 +297,7 @@ def interview_page(found: Foundation) -> None:
             on_click=on_action,
             args=(action, session_id, turn.position),
         )
-    voice_answer(current, session_id, turn.position)
+    voice_answer(found, current, session_id, turn.position)
     st.chat_input(
         "Type your answer (Markdown and ``` code blocks welcome)",
         key="answer",
@@ -333,26 +313,11 @@ def history_page(found: Foundation) -> None:
     if not sessions:
         st.info("No interviews yet.")
         return
-    trend = current.score_trend()
-    if trend:
-        means: dict[str, dict[str, list[float]]] = {}
-        when: dict[str, str] = {}
-        for row in trend:
-            session_id, topic = str(row["session_id"]), str(row["topic"])
-            means.setdefault(session_id, {}).setdefault(topic, []).append(float(row["score"]))  # type: ignore[arg-type]
-            when[session_id] = time.strftime(
-                "%Y-%m-%d %H:%M",
-                time.localtime(float(row["created_at"])),  # type: ignore[arg-type]
-            )
-        chart: dict[str, list[Any]] = {"session": [when[s] for s in means]}
-        for topic in sorted({str(row["topic"]) for row in trend}):
-            title = found.corpus.topics[topic].title if topic in found.corpus.topics else topic
-            chart[title] = [
-                sum(scores[topic]) / len(scores[topic]) if topic in scores else None
-                for scores in means.values()
-            ]
+    trend = services.score_trend(found, current)
+    if trend.sessions:
+        chart: dict[str, list[Any]] = {"session": trend.sessions, **trend.by_topic}
         st.subheader("Score trend by topic")
-        if len(means) > 1:
+        if len(trend.sessions) > 1:
             st.line_chart(chart, x="session", y_label="mean score (0-5)")
         else:  # a line needs two sessions; one session would draw an empty chart
             st.bar_chart(chart, x="session", y_label="mean score (0-5)", stack=False)
@@ -360,7 +325,7 @@ def history_page(found: Foundation) -> None:
     for session in sessions:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(session.created_at))
         label = (
-            f"{started} · {ROLE_LABELS[Role(session.role)]} · {session.status} · {session.grader}"
+            f"{started} · {services.role_label(session.role)} · {session.status} · {session.grader}"
         )
         with st.expander(label):
             st.markdown(f"Topics: {', '.join(session.topics)} · mode: {session.mode}")
@@ -381,7 +346,7 @@ def main() -> None:
     st.set_page_config(page_title="Senior Python Interviewer", page_icon=":snake:", layout="wide")
     try:
         found = foundation()
-    except Exception as exc:  # a broken corpus or unreadable database: say what and where
+    except InterviewerError as exc:  # a broken corpus or unreadable database: what and where
         st.error(f"The app could not start: {error_text(exc)}")
         st.stop()
     sidebar(found)

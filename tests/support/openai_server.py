@@ -3,7 +3,8 @@
 Replies are scripted per test (status, body, delay, headers, streamed chunks, a stream cut off
 mid-way), so the LLM code is exercised through litellm, the OpenAI SDK and a real socket:
 timeouts, retries and bad replies behave as they would against a provider. Every request is
-recorded. Used by ``tests/`` and ``bench/``; never listens beyond loopback.
+recorded. Used by ``tests/`` and ``bench/`` (dev only, never shipped in the package); never
+listens beyond loopback.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 WALL_S = 10.0  # wall clock for one run: the corpus default for a coding question's tests
 CPU_S = 12  # CPU seconds (a little over the wall clock): stops busy threads that share it
 MEMORY_MB = 512  # address space: Python, pytest and NumPy start in ~150 MB of it
-FILE_MB = 16  # largest file, and the size of each writable tmpfs: tests write small files
+FILE_MB = 16  # largest file (and /tmp holds TMP_FILES times that): tests write small files
+TMP_FILES = 4  # /tmp is a tmpfs of TMP_FILES * file_mb, so many files cannot fill memory
 NOFILE = 256  # open files: pytest, a test's own files and a few event loops fit easily
 NPROC = 64  # tasks (processes and threads) of the sandbox user: a pool fits, a fork bomb stops
 OUTPUT_BYTES = 1_000_000  # kept of stdout, of stderr and of the result channel, each

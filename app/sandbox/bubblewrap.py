@@ -9,8 +9,8 @@ What the sandboxed process sees and may do:
 * **Filesystem**: a fresh root holding only ``/usr`` (read-only), the ``/bin``, ``/lib``...
   symlinks, the interpreter's prefix and the virtualenv's ``pyvenv.cfg`` and
   ``site-packages`` (read-only, at their own paths so the interpreter finds them), a new
-  ``/proc`` for its own PID namespace, a minimal ``/dev``, a private ``/tmp`` (tmpfs capped
-  at ``file_mb``) and the working directory ``/sandbox`` (read-only; it holds the request's
+  ``/proc`` for its own PID namespace, a minimal ``/dev``, a private ``/tmp`` (a tmpfs of
+  ``TMP_FILES * file_mb``) and the working directory ``/sandbox`` (read-only; it holds the request's
   files, of which only those not marked read-only are writable). ``/etc`` is not there at
   all, nor the project checkout, ``$HOME``, the data directory or anything that holds keys.
 * **Environment**: cleared; only PATH, HOME=/tmp, LANG, TMPDIR, PYTHONDONTWRITEBYTECODE,
@@ -60,6 +60,7 @@ from app.sandbox.base import (
     RunStatus,
     unavailable,
 )
+from app.sandbox.base import TMP_FILES
 
 WORK_DIR = "/sandbox"
 NOBODY = 65534  # the uid and gid a root-started sandbox runs its command as
@@ -285,7 +286,7 @@ class BubblewrapExecutor:
             args += ["--ro-bind", path, path]
         for target, link in layout.symlinks:
             args += ["--symlink", target, link]
-        size = str(limits.file_mb * 1024 * 1024)
+        size = str(limits.file_mb * TMP_FILES * 1024 * 1024)
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         args += ["--perms", "0755", "--tmpfs", WORK_DIR]

@@ -57,31 +57,31 @@ INTROSPECTION_EVENTS = frozenset(
         "sys.addaudithook",
     }
 )
-PATH_EVENTS = frozenset(
-    {
-        "os.remove",
-        "os.rename",
-        "os.rmdir",
-        "os.mkdir",
-        "os.chmod",
-        "os.chown",
-        "os.truncate",
-        "os.symlink",
-        "os.link",
-        "os.utime",
-        "os.chflags",
-        "os.lchflags",
-        "os.setxattr",
-        "os.removexattr",
-        "shutil.rmtree",
-        "shutil.copyfile",
-        "shutil.copymode",
-        "shutil.copystat",
-        "shutil.copytree",
-        "shutil.move",
-        "shutil.chown",
-    }
-)
+# Events that change the filesystem: the positions of their path arguments and, where it
+# has one, of the directory fd those paths are relative to.
+PATH_EVENTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "os.remove": ((0,), (1,)),
+    "os.rmdir": ((0,), (1,)),
+    "os.mkdir": ((0,), (2,)),
+    "os.chmod": ((0,), (2,)),
+    "os.chown": ((0,), (3,)),
+    "os.rename": ((0, 1), (2, 3)),
+    "os.link": ((1,), (3,)),
+    "os.symlink": ((1,), (2,)),
+    "os.utime": ((0,), (3,)),
+    "os.truncate": ((0,), ()),
+    "os.chflags": ((0,), ()),
+    "os.lchflags": ((0,), ()),
+    "os.setxattr": ((0,), ()),
+    "os.removexattr": ((0,), ()),
+    "shutil.rmtree": ((0,), (1,)),
+    "shutil.copyfile": ((1,), ()),
+    "shutil.copymode": ((1,), ()),
+    "shutil.copystat": ((1,), ()),
+    "shutil.copytree": ((1,), ()),
+    "shutil.move": ((0, 1), ()),
+    "shutil.chown": ((0,), ()),
+}
 WRITABLE_ROOT = "/tmp"
 
 
@@ -95,8 +95,9 @@ def _make_guard(
     """The audit hook. It blocks, when the candidate's code asks for them:
 
     * process creation and signals (subprocess, os.system, exec, fork, posix_spawn, kill);
-    * ctypes (loading a library, looking up or calling a symbol, reading raw memory) and
-      every socket operation;
+    * ctypes (loading a library, looking up or calling a symbol, reading raw memory), and
+      every socket operation except on local (AF_UNIX) sockets, which asyncio's event loop
+      needs for itself;
     * gc.get_objects / get_referrers / get_referents, sys._current_frames, sys.settrace,
       sys.setprofile and new audit hooks: ways to reach the runner's objects and frames;
     * writing, creating, removing or renaming any file outside /tmp, and reading
@@ -119,12 +120,16 @@ def _make_guard(
     get_ident = threading.get_ident
     getframe = sys._getframe
     abspath = os.path.abspath
+    readlink = os.readlink
+    import socket
+
+    unix = socket.AF_UNIX  # socketpair() for asyncio's self-pipe; no network in the sandbox
     fsdecode = os.fsdecode
     busy: set[int] = set()
     verdicts: dict[object, bool] = {}
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     watched_prefixes = ("ctypes.", "socket.")
-    watched = PROCESS_EVENTS | INTROSPECTION_EVENTS | PATH_EVENTS | {"open", "sys._getframe"}
+    watched = PROCESS_EVENTS | INTROSPECTION_EVENTS | set(PATH_EVENTS) | {"open", "sys._getframe"}
     watched |= {"object.__getattr__", "object.__setattr__"}
 
     def untrusted(code: object) -> bool:
@@ -153,13 +158,16 @@ def _make_guard(
             frame = frame.f_back
         return frame is not None and untrusted(frame.f_code)
 
-    def outside_tmp(path: object) -> bool:
-        if isinstance(path, int):
+    def outside_tmp(path: object, dir_fd: object = None) -> bool:
+        if isinstance(path, int) or path is None:
             return False
         try:
-            text = abspath(fsdecode(path))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return False
+            text = fsdecode(path)  # type: ignore[arg-type]
+            if isinstance(dir_fd, int) and not text.startswith("/"):
+                text = os.path.join(readlink(f"/proc/self/fd/{dir_fd}"), text)
+            text = abspath(text)
+        except (TypeError, ValueError, OSError):
+            return True
         return not (text == WRITABLE_ROOT or text.startswith(WRITABLE_ROOT + "/"))
 
     def judge(event: str, args: tuple[object, ...]) -> str | None:
@@ -173,7 +181,7 @@ def _make_guard(
                 writes = isinstance(flags, int) and bool(flags & write_flags)
             if writes:
                 if outside_tmp(path) and candidate_on_stack():
-                    return f"writing {fsdecode(path)!r} (only /tmp is writable)"  # type: ignore[arg-type]
+                    return f"writing {abspath(fsdecode(path))!r} (only /tmp is writable)"  # type: ignore[arg-type]
                 return None
             text = fsdecode(path) if isinstance(path, str | bytes) else ""
             if "proc" in text and abspath(text).endswith(("/mem", "/pagemap")):
@@ -198,11 +206,23 @@ def _make_guard(
                 return "sys._getframe (reading the call stack)"
             return None
         if event in PATH_EVENTS:
-            paths = [a for a in args if isinstance(a, str | bytes | os.PathLike)]
-            if any(outside_tmp(p) for p in paths) and candidate_on_stack():
-                return f"{event} on {fsdecode(paths[0])!r} (only /tmp is writable)"
+            positions, fd_positions = PATH_EVENTS[event]
+            dir_fds = [args[i] if i < len(args) else None for i in fd_positions]
+            for index, position in enumerate(positions):
+                path = args[position] if position < len(args) else None
+                dir_fd = dir_fds[min(index, len(dir_fds) - 1)] if dir_fds else None
+                if outside_tmp(path, dir_fd) and candidate_on_stack():
+                    return f"{event} on {abspath(fsdecode(path))!r} (only /tmp is writable)"  # type: ignore[arg-type]
             return None
-        if candidate_on_stack():  # process, ctypes, socket and introspection events
+        if event.startswith("socket."):
+            if event == "socket.__new__":
+                local = args[1] == unix
+            else:  # connect, bind, sendto...: fine on a local socket; name lookups are not
+                local = getattr(args[0], "family", None) == unix
+            if local or not candidate_on_stack():
+                return None
+            return event
+        if candidate_on_stack():  # process, ctypes and introspection events
             return event
         return None
 
@@ -299,6 +319,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
     test_file: str = sys.argv[1]
     fd = int(os.environ.pop("RESULT_FD"))
     write, leave, exact = os.write, os._exit, str
+    streams = (sys.stdout, sys.stderr)
 
     def emit(kind: str, *fields: object) -> None:
         parts = [nonce, kind]
@@ -310,6 +331,11 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
             data = data[write(fd, data) :]
 
     def finish(code: int) -> None:
+        for stream in streams:  # what was printed before this point still reaches the output
+            try:
+                stream.flush()
+            except BaseException:  # noqa: BLE001, S110 (a closed or broken stream loses nothing of ours)
+                pass
         emit("done", code)
         leave(0)
 
@@ -394,6 +420,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
     state: dict[str, str | None] = {"test": None}
     seen: dict[str, int] = {}
     outcomes: dict[str, list[str]] = {}
+    plugins: dict[str, object] = {}
 
     def canary_failing() -> None:
         raise AssertionError("this test must fail")
@@ -421,11 +448,19 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
 
             chooser = random.Random(nonce)
             parent = items[0].parent
-            for name, body in zip(canaries, (canary_failing, canary_erroring), strict=False):
-                item = pytest.Function.from_parent(parent, name=name, callobj=body)  # type: ignore[arg-type]
-                items.insert(chooser.randint(0, len(items)), item)
+            made = [
+                pytest.Function.from_parent(parent, name=name, callobj=body)  # type: ignore[arg-type]
+                for name, body in zip(canaries, (canary_failing, canary_erroring), strict=False)
+            ]
+            if made:  # one canary runs last, so a cheat installed during any test is caught
+                items.append(made.pop())
+            for item in made:
+                items.insert(chooser.randint(0, len(items) - 1), item)
 
         def pytest_collection_finish(self, session: pytest.Session) -> None:
+            manager = session.config.pluginmanager
+            plugins["manager"] = manager
+            plugins["baseline"] = frozenset(map(id, manager.get_plugins()))
             emit("collected", *(item.nodeid for item in session.items))
 
         def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -444,6 +479,12 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
             if not (type(outcome) is str and outcome == "passed"):  # noqa: E721
                 phase = "" if report.when == "call" else f"error in {report.when}: "
                 failures.append(phase + message_of(report))
+            manager = plugins.get("manager")
+            if manager is not None and frozenset(map(id, manager.get_plugins())) != plugins.get(
+                "baseline"
+            ):
+                plugins.pop("manager")
+                emit("tampered", "a pytest plugin was registered or removed during the tests")
             if report.when == "teardown":
                 blocked = violations[seen.get(nodeid, len(violations)) :]
                 if blocked:

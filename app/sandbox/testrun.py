@@ -70,6 +70,8 @@ CANARIES = 2
 
 
 class TestRunStatus(StrEnum):
+    __test__ = False  # not a pytest test class
+
     PASSED = "passed"  # every expected test passed
     FAILED = "failed"  # the run finished; some tests failed (or could not be collected)
     ERROR = "error"  # no trustworthy result: import failure, early exit, tampering, sandbox fault
@@ -252,15 +254,24 @@ def _outcomes(records: _Records, names: list[str], canaries: set[str]) -> dict[s
 
 
 def _tampering(records: _Records, canaries: set[str], finished: bool) -> str | None:
+    """Why the run cannot be trusted, if it cannot: an explicit finding or a canary's fate."""
     if records.has("tampered"):
-        return "; ".join(fields[0] for fields in records.all("tampered") if fields)
+        found = dict.fromkeys(fields[0] for fields in records.all("tampered") if fields)
+        return "the solution tampered with the test run (" + "; ".join(found) + ")"
     reported = {_base_name(f[0]): f[1] for f in records.all("test") if len(f) >= 2}
     collected = {_base_name(n) for n in records.first("collected")}
-    for canary in canaries & collected:
+    for canary in sorted(canaries & collected):
         if reported.get(canary) == "1":
-            return "a test that must fail was reported as passed"
+            return "the solution tampered with the test run (a test that must fail passed)"
         if finished and canary not in reported:
-            return "a test that must run was never reported"
+            code = (records.first("done") or [""])[0]
+            where = _in_progress(records, canaries)
+            during = f" during {where}" if where else ""
+            if code == "2":
+                return f"the test session was interrupted{during} (KeyboardInterrupt or pytest.exit)"
+            if code == "3":
+                return f"pytest stopped with an internal error{during}"
+            return "the solution tampered with the test run (a test that must run never reported)"
     return None
 
 
@@ -334,7 +345,7 @@ def interpret(
         return _report(TestRunStatus.UNAVAILABLE, names, result, reason, counts=False)
     tampered = _tampering(records, canaries, finished)
     if tampered:
-        reason = f"the solution tampered with the test run ({tampered}); it scores 0"
+        reason = f"{tampered}; it scores 0"
         return _report(TestRunStatus.ERROR, names, result, reason, counts=False)
     if records.has("import-error"):
         detail = records.first("import-error")[0]

@@ -288,6 +288,7 @@ class BubblewrapExecutor:
             args += ["--symlink", target, link]
         size = str(limits.file_mb * TMP_FILES * 1024 * 1024)
         args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]  # POSIX semaphores
         args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         args += ["--perms", "0755", "--tmpfs", WORK_DIR]
         for name, fd in file_fds.items():

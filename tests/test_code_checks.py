@@ -83,7 +83,8 @@ CODING = {
     "visible_tests": "from solution import add\n\n\ndef test_small():\n    assert add(1, 2) == 3\n",
     "hidden_tests": (
         "import pytest\n\nfrom solution import add\n\n\n"
-        "@pytest.mark.parametrize('a', [0, 1, 2])\ndef test_many(a):\n    assert add(a, a) == 2 * a\n\n\n"
+        "@pytest.mark.parametrize('a', [0, 1, 2])\n"
+        "def test_many(a):\n    assert add(a, a) == 2 * a\n\n\n"
         "def test_negative():\n    assert add(-1, -1) == -2\n"
     ),
     "time_limit_s": 5,
@@ -194,7 +195,9 @@ def test_answer_blocks_keep_order_and_position() -> None:
         (4, "python", False),
     ]
     lines = GOOD_ANSWER.splitlines()
-    assert all(lines[b.offset].startswith("```python") or lines[b.offset] == "```pycon" for b in blocks)
+    assert all(
+        lines[b.offset].startswith("```python") or lines[b.offset] == "```pycon" for b in blocks
+    )
     assert blocks[0].source == "x = 40\n"
 
 
@@ -224,8 +227,7 @@ def test_corpus_code_check_finds_every_failure_with_its_line(
     assert "does not pass the hidden tests: failed (2/2)" not in messages[wrong]
     assert "hidden tests: failed (1/2)" in messages[wrong] and "test_negative" in messages[wrong]
     assert any(
-        i.line == starter and "starter passes every hidden test" in i.message
-        for i in check.issues
+        i.line == starter and "starter passes every hidden test" in i.message for i in check.issues
     )
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert check.summary() == (

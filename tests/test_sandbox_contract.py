@@ -9,6 +9,7 @@ hostile programs (fork bombs, memory bombs, huge writes and prints, escape attem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from app.config import REPO_DIR
-from app.sandbox.base import TMP_FILES
 from app.sandbox import EXECUTORS, CodeExecutor, Limits, RunRequest, RunResult, RunStatus
+from app.sandbox.base import TMP_FILES
 
 FAKE_KEYS = {
     "INTERVIEWER_LLM_API_KEY": "sk-interviewer-fake-key-0123456789",
@@ -93,7 +94,8 @@ def test_clean_exit_is_ok(executor: CodeExecutor) -> None:
 
 def test_same_python_with_the_test_packages(executor: CodeExecutor) -> None:
     result = run(
-        executor, "import sys, pytest, numpy; sys.stdout.write(sys.version + '|' + pytest.__version__)"
+        executor,
+        "import sys, pytest, numpy; sys.stdout.write(sys.version + '|' + pytest.__version__)",
     )
     assert result.ok, result.stderr
     version, pytest_version = result.stdout.split("|")
@@ -323,10 +325,8 @@ def test_no_network_not_even_the_hosts_loopback(executor: CodeExecutor) -> None:
     server.settimeout(3)
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(server.accept())
-        except OSError:
-            pass
 
     thread = threading.Thread(target=accept)
     thread.start()
@@ -414,7 +414,7 @@ def test_environment_and_keys_are_not_passed(executor: CodeExecutor) -> None:
     for value in FAKE_KEYS.values():
         assert value not in result.stdout
     assert "API_KEY" not in result.stdout
-    names = eval(result.stdout.splitlines()[0])  # noqa: S307 (our own printed list)
+    names = eval(result.stdout.splitlines()[0])
     assert set(names) <= {
         "PATH", "HOME", "TMPDIR", "LANG", "PWD", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",
         "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LC_CTYPE",

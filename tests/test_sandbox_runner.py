@@ -27,7 +27,7 @@ from app.sandbox.testrun import (
     run_tests,
 )
 
-TESTS = '''
+TESTS = """
 import pytest
 
 from solution import add
@@ -52,7 +52,7 @@ def test_files(tmp_path, capsys):
     print("written")
     assert (tmp_path / "sum.txt").read_text() == "4"
     assert capsys.readouterr().out == "written\\n"
-'''
+"""
 NAMES = ["test_small", "test_cases", "TestTypes::test_floats", "test_files"]
 GOOD = "def add(a, b):\n    return a + b\n"
 LIMIT_S = 3.0
@@ -89,7 +89,9 @@ def blocked_messages(report: TestRunReport) -> list[str]:
 
 def test_expected_tests_come_from_the_module_text() -> None:
     assert expected_tests(TESTS) == NAMES
-    assert expected_tests("class TestX:\n    def __init__(self): ...\n    def test_a(self): ...") == []
+    assert (
+        expected_tests("class TestX:\n    def __init__(self): ...\n    def test_a(self): ...") == []
+    )
     with pytest.raises(SyntaxError):
         expected_tests("def test_(:")
 
@@ -152,7 +154,8 @@ def test_ordinary_library_use_is_not_blocked() -> None:
                 return Pair(a, b)
             pair = asyncio.run(twice())
             inspect.signature(add)
-            return Box(float(np.add(pair.a, pair.b)) if isinstance(a, float) else pair.a + pair.b).value
+            total = float(np.add(pair.a, pair.b)) if isinstance(a, float) else pair.a + pair.b
+            return Box(total).value
         """
     )
     assert report.status == TestRunStatus.PASSED, report
@@ -306,23 +309,40 @@ def test_reading_etc_passwd_fails_its_test() -> None:
 @pytest.mark.parametrize(
     ("body", "event"),
     [
-        pytest.param("import socket\n    socket.create_connection(('1.1.1.1', 80))", "socket", id="socket"),
+        pytest.param(
+            "import socket\n    socket.create_connection(('1.1.1.1', 80))", "socket", id="socket"
+        ),
         pytest.param("import os\n    os.system('id')", "os.system", id="os-system"),
-        pytest.param("import subprocess\n    subprocess.run(['id'])", "subprocess.Popen", id="subprocess"),
+        pytest.param(
+            "import subprocess\n    subprocess.run(['id'])", "subprocess.Popen", id="subprocess"
+        ),
         pytest.param("import os\n    while True:\n        os.fork()", "os.fork", id="fork-bomb"),
-        pytest.param("import ctypes\n    ctypes.CDLL('libc.so.6').system(b'id')", "ctypes", id="ctypes"),
-        pytest.param("import ctypes\n    ctypes.string_at(id(add), 64)", "ctypes", id="ctypes-memory"),
+        pytest.param(
+            "import ctypes\n    ctypes.CDLL('libc.so.6').system(b'id')", "ctypes", id="ctypes"
+        ),
+        pytest.param(
+            "import ctypes\n    ctypes.string_at(id(add), 64)", "ctypes", id="ctypes-memory"
+        ),
         pytest.param("import sys\n    sys._getframe(1)", "sys._getframe", id="getframe"),
         pytest.param("import inspect\n    inspect.stack()", "sys._getframe", id="inspect-stack"),
         pytest.param(
-            "try:\n        raise ValueError\n    except ValueError as e:\n        e.__traceback__.tb_frame.f_back",
+            "try:\n        raise ValueError\n"
+            "    except ValueError as e:\n        e.__traceback__.tb_frame.f_back",
             "reading a frame",
             id="traceback-frames",
         ),
         pytest.param("import gc\n    gc.get_objects()", "gc.get_objects", id="gc"),
-        pytest.param("import sys\n    sys.settrace(lambda *a: None)", "sys.settrace", id="settrace"),
-        pytest.param("open('test_solution.py', 'w')", "writing '/sandbox/test_solution.py'", id="edit-tests"),
-        pytest.param("import os\n    os.remove('_runner.py')", "os.remove on '/sandbox/_runner.py'", id="delete-runner"),
+        pytest.param(
+            "import sys\n    sys.settrace(lambda *a: None)", "sys.settrace", id="settrace"
+        ),
+        pytest.param(
+            "open('test_solution.py', 'w')", "writing '/sandbox/test_solution.py'", id="edit-tests"
+        ),
+        pytest.param(
+            "import os\n    os.remove('_runner.py')",
+            "os.remove on '/sandbox/_runner.py'",
+            id="delete-runner",
+        ),
         pytest.param("open('/proc/self/mem', 'rb')", "/proc/self/mem", id="read-own-memory"),
     ],
 )
@@ -362,7 +382,8 @@ def test_a_swallowed_block_still_fails_the_test() -> None:
             id="edit-tests",
         ),
         pytest.param(
-            "import os\ntry:\n    os.chmod('test_solution.py', 0o777)\nexcept OSError:\n    pass\n" + GOOD,
+            "import os\ntry:\n    os.chmod('test_solution.py', 0o777)\nexcept OSError:\n    pass\n"
+            + GOOD,
             "not allowed at import: os.chmod",
             id="chmod-tests",
         ),
@@ -379,7 +400,9 @@ def test_blocked_actions_at_import_end_the_run(code: str, reason: str) -> None:
 
 GAMING = {
     "exit-at-import": "import os\nos._exit(0)\n",
-    "exit-mid-run": "import os\ndef add(a, b):\n    if a == 0:\n        os._exit(0)\n    return a + b\n",
+    "exit-mid-run": (
+        "import os\ndef add(a, b):\n    if a == 0:\n        os._exit(0)\n    return a + b\n"
+    ),
     "patch-pytest-runner": """
         import _pytest.runner as runner
         real = runner.call_and_report
@@ -411,7 +434,8 @@ GAMING = {
     "fake-test-module": """
         import sys, types
         fake = types.ModuleType("test_solution")
-        exec("def test_small(): pass\\ndef test_cases(): pass\\ndef test_files(): pass", fake.__dict__)
+        source = "def test_small(): pass\\ndef test_cases(): pass\\ndef test_files(): pass"
+        exec(source, fake.__dict__)
         sys.modules["test_solution"] = fake
         def add(a, b):
             return 0
@@ -542,7 +566,11 @@ def test_unavailable_executor_reports_unavailable_and_runs_nothing() -> None:
 
 def test_missing_pytest_reports_unavailable() -> None:
     nonce = "n" * 32
-    channel = f"{nonce}\tstarted\n{nonce}\tunavailable\tpytest cannot be imported: install the coding extra\n{nonce}\tdone\t0\n"
+    channel = (
+        f"{nonce}\tstarted\n"
+        f"{nonce}\tunavailable\tpytest cannot be imported: install the coding extra\n"
+        f"{nonce}\tdone\t0\n"
+    )
     result = RunResult(status=RunStatus.EXITED, exit_code=0, channel=channel)
     report = interpret(result, NAMES, nonce, set(), Limits())
     assert report.status == TestRunStatus.UNAVAILABLE

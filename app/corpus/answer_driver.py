@@ -34,10 +34,10 @@ def _run_python(source: str, name: str, namespace: dict[str, object]) -> tuple[i
 
     try:
         code = compile(source, name, "exec", dont_inherit=True)  # not this file's __future__
-        exec(code, namespace)  # noqa: S102 (the point of this driver)
+        exec(code, namespace)
     except BlockTimeout:
         raise
-    except BaseException as exc:  # noqa: BLE001 (every failure is the block's result)
+    except BaseException as exc:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return _failure_line(exc, name), text.splitlines()[-1] if text else type(exc).__name__
     return None, ""
@@ -74,6 +74,7 @@ def _run_pycon(source: str, name: str, namespace: dict[str, object]) -> tuple[in
 
 
 def main() -> None:
+    import contextlib
     import json
     import os
     import signal
@@ -111,10 +112,8 @@ def main() -> None:
         if error:
             break
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):  # nothing of ours is lost
             stream.flush()
-        except Exception:  # noqa: BLE001, S110 (nothing of ours is lost)
-            pass
     os._exit(0)  # threads or atexit handlers a block left behind must not hold the run
 
 

@@ -179,9 +179,7 @@ async def _check_answer(
     names = {b.index: f"<{question.id} block {b.index}>" for b in runnable}
     payload = {
         "timeout_s": BLOCK_TIMEOUT_S,
-        "blocks": [
-            {"kind": b.kind, "source": b.source, "name": names[b.index]} for b in runnable
-        ],
+        "blocks": [{"kind": b.kind, "source": b.source, "name": names[b.index]} for b in runnable],
     }
     wall = BLOCK_TIMEOUT_S * len(runnable) + 10
     request = RunRequest(
@@ -213,10 +211,15 @@ async def _check_answer(
             break
         check.blocks_run += 1
         if not record.get("ok"):
-            line = record.get("line")
+            inner = record.get("line")
             check.issues.append(
-                _issue(where, question, block, line if isinstance(line, int) else None,
-                       str(record.get("error", "failed")))
+                _issue(
+                    where,
+                    question,
+                    block,
+                    inner if isinstance(inner, int) else None,
+                    str(record.get("error", "failed")),
+                )
             )
             break
 
@@ -267,14 +270,22 @@ async def _check_coding(
     problems = []
     if hidden.status != TestRunStatus.PASSED:
         problems.append(
-            (*at("solution"), f"the reference solution does not pass the hidden tests: {_describe(hidden)}")
+            (
+                *at("solution"),
+                f"the reference solution does not pass the hidden tests: {_describe(hidden)}",
+            )
         )
     if visible.status != TestRunStatus.PASSED:
         problems.append(
-            (*at("solution"), f"the reference solution does not pass the visible tests: {_describe(visible)}")
+            (
+                *at("solution"),
+                f"the reference solution does not pass the visible tests: {_describe(visible)}",
+            )
         )
     if starter.status == TestRunStatus.PASSED:
-        problems.append((*at("starter"), "the starter passes every hidden test; they must fail on it"))
+        problems.append(
+            (*at("starter"), "the starter passes every hidden test; they must fail on it")
+        )
     for path, line, message in problems:
         check.issues.append(CorpusIssue(path, line, f"question {question.id!r}: {message}"))
     if not problems:
@@ -298,11 +309,12 @@ async def verify_code(
     limit = asyncio.Semaphore(concurrency or max(2, os.cpu_count() or 2))
     jobs: list[Awaitable[None]] = []
     for question in corpus.questions.values():
-        jobs.append(_bounded(limit, _check_answer(executor, question, where.get(question.id), check)))
+        jobs.append(
+            _bounded(limit, _check_answer(executor, question, where.get(question.id), check))
+        )
         if question.coding is not None:
             check.coding_total += 1
             jobs.append(_check_coding(executor, question, where.get(question.id), check, limit))
     await asyncio.gather(*jobs)
     check.issues.sort()
     return check
-

@@ -53,6 +53,7 @@ from pathlib import PurePosixPath
 from typing import Any, ClassVar, TypeVar
 
 from app.sandbox.base import (
+    TMP_FILES,
     Availability,
     Limits,
     RunRequest,
@@ -60,7 +61,6 @@ from app.sandbox.base import (
     RunStatus,
     unavailable,
 )
-from app.sandbox.base import TMP_FILES
 
 WORK_DIR = "/sandbox"
 NOBODY = 65534  # the uid and gid a root-started sandbox runs its command as
@@ -213,7 +213,8 @@ class BubblewrapExecutor:
             return Availability(ok=False, reason=INSTALL_HINT)
         if not self._prlimit:
             return Availability(
-                ok=False, reason="prlimit (util-linux) is missing from /usr/bin: apt install util-linux"
+                ok=False,
+                reason="prlimit (util-linux) is missing from /usr/bin: apt install util-linux",
             )
         if self._as_root and not self._setpriv:
             return Availability(

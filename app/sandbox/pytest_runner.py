@@ -27,6 +27,7 @@ Only the standard library and pytest are used; nothing secret is kept in module 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 SOLUTION_MODULE = "solution"
 TRUSTED_MODULES = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging")
@@ -85,7 +86,7 @@ PATH_EVENTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 WRITABLE_ROOT = "/tmp"
 
 
-class SandboxViolation(PermissionError):
+class BlockedError(PermissionError):
     """Raised by the audit hook for something a solution may not do here."""
 
 
@@ -112,10 +113,11 @@ def _make_guard(
     site-packages, this runner or the test module: solution.py, files written to /tmp,
     and code compiled from strings. Each blocked event is recorded in ``violations``
     (the run fails the test in progress, or the whole run at import) and raised as
-    :class:`SandboxViolation`.
+    :class:`BlockedError`.
     """
     import os
     import threading
+    from types import FrameType
 
     get_ident = threading.get_ident
     getframe = sys._getframe
@@ -145,7 +147,7 @@ def _make_guard(
 
     # Frames, innermost first: 0 the function below, 1 judge, 2 hook, 3 what raised the event.
     def candidate_on_stack() -> bool:
-        frame = getframe(3)
+        frame: FrameType | None = getframe(3)
         while frame is not None:
             if untrusted(frame.f_code):
                 return True
@@ -153,7 +155,7 @@ def _make_guard(
         return False
 
     def candidate_asks_for_frames() -> bool:
-        frame = getframe(3)
+        frame: FrameType | None = getframe(3)
         while frame is not None and frame.f_code in launderers:
             frame = frame.f_back
         return frame is not None and untrusted(frame.f_code)
@@ -184,9 +186,9 @@ def _make_guard(
                     return f"writing {abspath(fsdecode(path))!r} (only /tmp is writable)"  # type: ignore[arg-type]
                 return None
             text = fsdecode(path) if isinstance(path, str | bytes) else ""
-            if "proc" in text and abspath(text).endswith(("/mem", "/pagemap")):
-                if candidate_on_stack():
-                    return f"reading {text!r}"
+            memory = "proc" in text and abspath(text).endswith(("/mem", "/pagemap"))
+            if memory and candidate_on_stack():
+                return f"reading {text!r}"
             return None
         if event == "object.__getattr__":
             if args[1] in FRAME_ATTRIBUTES and candidate_asks_for_frames():
@@ -239,7 +241,7 @@ def _make_guard(
             busy.discard(me)
         if verdict is not None:
             violations.append(verdict)
-            raise SandboxViolation(f"blocked in the sandbox: {verdict}")
+            raise BlockedError(f"blocked in the sandbox: {verdict}")
 
     return hook
 
@@ -305,7 +307,8 @@ def _changes(before: dict[tuple[str, ...], object]) -> list[str]:
     ]
 
 
-def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together on purpose)
+def main() -> None:
+    import contextlib
     import importlib
     import json
     import os
@@ -332,10 +335,8 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
 
     def finish(code: int) -> None:
         for stream in streams:  # what was printed before this point still reaches the output
-            try:
+            with contextlib.suppress(BaseException):  # a closed stream loses nothing of ours
                 stream.flush()
-            except BaseException:  # noqa: BLE001, S110 (a closed or broken stream loses nothing of ours)
-                pass
         emit("done", code)
         leave(0)
 
@@ -388,7 +389,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
 
     try:
         importlib.import_module(SOLUTION_MODULE)
-    except BaseException as exc:  # noqa: BLE001 (whatever the solution raises is its result)
+    except BaseException as exc:
         if violations:
             emit("violation", "import", violations[0])
             finish(0)
@@ -420,7 +421,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
     state: dict[str, str | None] = {"test": None}
     seen: dict[str, int] = {}
     outcomes: dict[str, list[str]] = {}
-    plugins: dict[str, object] = {}
+    plugins: dict[str, Any] = {}
 
     def canary_failing() -> None:
         raise AssertionError("this test must fail")
@@ -449,7 +450,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
             chooser = random.Random(nonce)
             parent = items[0].parent
             made = [
-                pytest.Function.from_parent(parent, name=name, callobj=body)  # type: ignore[arg-type]
+                pytest.Function.from_parent(parent, name=name, callobj=body)
                 for name, body in zip(canaries, (canary_failing, canary_erroring), strict=False)
             ]
             if made:  # one canary runs last, so a cheat installed during any test is caught
@@ -476,7 +477,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
             nodeid = report.nodeid
             failures = outcomes.setdefault(nodeid, [])
             outcome = report.outcome
-            if not (type(outcome) is str and outcome == "passed"):  # noqa: E721
+            if not (type(outcome) is str and outcome == "passed"):
                 phase = "" if report.when == "call" else f"error in {report.when}: "
                 failures.append(phase + message_of(report))
             manager = plugins.get("manager")
@@ -490,7 +491,9 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
                 if blocked:
                     failures.insert(0, f"blocked in the sandbox: {blocked[0]}")
                 passed = not failures
-                emit("test", nodeid, "1" if passed is True else "0", failures[0] if failures else "")
+                emit(
+                    "test", nodeid, "1" if passed is True else "0", failures[0] if failures else ""
+                )
                 state["test"] = None
 
     args = [
@@ -514,7 +517,7 @@ def main() -> None:  # noqa: PLR0915 (one straight line of setup, kept together 
     ]
     try:
         code = int(pytest.main(args, plugins=[Reporter()]))
-    except BaseException as exc:  # noqa: BLE001 (reported, then the run ends)
+    except BaseException as exc:
         emit("collect-error", "".join(traceback.format_exception_only(type(exc), exc)).strip())
         code = 3
     changed = _changes(before)

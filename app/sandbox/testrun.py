@@ -214,7 +214,7 @@ def _report(
     passed = sum(t.passed for t in tests)
     output = ""
     if result is not None:
-        output = (result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr)
+        output = result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr
         output = output[:OUTPUT_CHARS]
     return TestRunReport(
         status=status,
@@ -268,7 +268,9 @@ def _tampering(records: _Records, canaries: set[str], finished: bool) -> str | N
             where = _in_progress(records, canaries)
             during = f" during {where}" if where else ""
             if code == "2":
-                return f"the test session was interrupted{during} (KeyboardInterrupt or pytest.exit)"
+                return (
+                    f"the test session was interrupted{during} (KeyboardInterrupt or pytest.exit)"
+                )
             if code == "3":
                 return f"pytest stopped with an internal error{during}"
             return "the solution tampered with the test run (a test that must run never reported)"
@@ -337,7 +339,9 @@ def interpret(
         return _report(TestRunStatus.UNAVAILABLE, names, result, reason, counts=False)
     if result.status == RunStatus.ERROR:
         detail = result.stderr.strip()[-500:] or result.reason
-        return _report(TestRunStatus.ERROR, names, result, f"the sandbox failed: {detail}", counts=False)
+        return _report(
+            TestRunStatus.ERROR, names, result, f"the sandbox failed: {detail}", counts=False
+        )
     records = _Records(result.channel, nonce)
     finished = records.has("done")
     if records.has("unavailable"):
@@ -357,7 +361,9 @@ def interpret(
         return _report(TestRunStatus.ERROR, names, result, reason, counts=False)
     outcomes = _outcomes(records, names, canaries)
     if result.status in (RunStatus.TIMEOUT, RunStatus.KILLED):
-        status = TestRunStatus.TIMEOUT if result.status == RunStatus.TIMEOUT else TestRunStatus.KILLED
+        status = (
+            TestRunStatus.TIMEOUT if result.status == RunStatus.TIMEOUT else TestRunStatus.KILLED
+        )
         what = (
             f"the tests did not finish within the {limits.wall_s - STARTUP_S:g} s time limit"
             if status == TestRunStatus.TIMEOUT

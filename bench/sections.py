@@ -34,6 +34,7 @@ from app.testing.local import CHROMIUM, CHROMIUM_FLAGS, chroma_server, free_port
 from app.testing.openai_server import OpenAIStubServer, Reply
 from app.text import split_sentences
 from bench.common import Table, peak_rss_mb, percentiles, scratch_settings
+from bench.sandbox import sandbox
 
 GRADED = REPO_DIR / "evals" / "datasets" / "graded"
 
@@ -474,4 +475,5 @@ SECTIONS: dict[str, Callable[[bool], Table]] = {
     "turn": turn,
     "app": app,
     "speech": speech,
+    "sandbox": sandbox,
 }

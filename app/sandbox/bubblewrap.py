@@ -265,15 +265,6 @@ class BubblewrapExecutor:
         if not self._as_root:
             args.append("--disable-userns")  # (needs bwrap to write its own uid map)
         args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
-        dests = [*layout.ro_dirs, *layout.ro_files, *(link for _, link in layout.symlinks)]
-        made: set[str] = set()
-        for dest in sorted(dests, key=len):
-            for parent in reversed(PurePosixPath(dest).parents):
-                name = str(parent)
-                if name == "/" or name in made or _under(name, ["/usr", *layout.ro_dirs]):
-                    continue
-                made.add(name)
-                args += ["--perms", "0755", "--dir", name]
         args += ["--ro-bind", "/usr", "/usr"]
         for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             path = f"/{name}"
@@ -281,12 +272,6 @@ class BubblewrapExecutor:
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        for path in sorted(layout.ro_dirs, key=len):
-            args += ["--ro-bind", path, path]
-        for path in layout.ro_files:
-            args += ["--ro-bind", path, path]
-        for target, link in layout.symlinks:
-            args += ["--symlink", target, link]
         size = str(limits.file_mb * TMP_FILES * 1024 * 1024)
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]  # POSIX semaphores
@@ -297,6 +282,24 @@ class BubblewrapExecutor:
                 args += ["--perms", "0444", "--ro-bind-data", str(fd), f"{WORK_DIR}/{name}"]
             else:
                 args += ["--perms", "0666", "--bind-data", str(fd), f"{WORK_DIR}/{name}"]
+        # The interpreter's own files, after /tmp so that a virtualenv under /tmp stays
+        # visible; the directories leading to them are made traversable (0755), since a
+        # sandbox started as root runs its command as nobody.
+        dests = [*layout.ro_dirs, *layout.ro_files, *(link for _, link in layout.symlinks)]
+        made: set[str] = {"/", "/tmp", "/dev", "/proc", WORK_DIR}
+        for dest in sorted(dests, key=len):
+            for parent in reversed(PurePosixPath(dest).parents):
+                name = str(parent)
+                if name in made or _under(name, ["/usr", *layout.ro_dirs]):
+                    continue
+                made.add(name)
+                args += ["--perms", "0755", "--dir", name]
+        for path in sorted(layout.ro_dirs, key=len):
+            args += ["--ro-bind", path, path]
+        for path in layout.ro_files:
+            args += ["--ro-bind", path, path]
+        for target, link in layout.symlinks:
+            args += ["--symlink", target, link]
         args += ["--remount-ro", WORK_DIR, "--chdir", WORK_DIR, "--clearenv"]
         for key, value in _SANDBOX_ENV.items():
             args += ["--setenv", key, value]

@@ -17,6 +17,7 @@ What the sandboxed process sees and may do:
   PYTHONHASHSEED=0 and single-threaded BLAS settings are set. bwrap itself is started with
   that same small environment, since its PID 1 inside the sandbox keeps the environment it
   was started with and ``/proc/1/environ`` is readable there.
+* **Priority**: the command runs under ``nice -n 10``, so the app's own work comes first.
 * **Limits**: ``prlimit`` sets RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE,
   RLIMIT_NPROC and RLIMIT_CORE=0 inside the namespaces, just before the command is executed.
   They are set inside, not on bwrap, because RLIMIT_NPROC counts the user's processes: set
@@ -66,6 +67,7 @@ WORK_DIR = "/sandbox"
 NOBODY = 65534  # the uid and gid a root-started sandbox runs its command as
 DRAIN_GRACE_S = 2.0  # after the process is gone, how long its pipes may take to close
 PROBE_TIMEOUT_S = 20.0
+NICE = 10  # sandboxed code yields the CPU to the app, so the UI stays responsive under load
 
 INSTALL_HINT = "bubblewrap is not installed: apt install bubblewrap (or `make system-deps`)"
 USERNS_HINT = (
@@ -194,6 +196,7 @@ class BubblewrapExecutor:
         self._layout = layout or PythonLayout.current()
         self._prlimit = shutil.which("prlimit", path="/usr/bin:/bin")
         self._setpriv = shutil.which("setpriv", path="/usr/bin:/bin")
+        self._nice = shutil.which("nice", path="/usr/bin:/bin")
         self._as_root = os.geteuid() == 0
         self._availability: Availability | None = None
         self._lock = threading.Lock()
@@ -323,6 +326,8 @@ class BubblewrapExecutor:
                 "--bounding-set=-all",
                 "--",
             ]
+        if self._nice:
+            prefix += [self._nice, "-n", str(NICE)]
         memory = limits.memory_mb * 1024 * 1024
         files = limits.file_mb * 1024 * 1024
         prefix += [

@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,10 +92,12 @@ class _Where:
     fields: dict[str, int]  # coding field -> its line
 
 
-def _locate(corpus_dir: Path) -> dict[str, _Where]:
+def _locate(folders: Sequence[Path]) -> dict[str, _Where]:
+    """Where each question's answer and coding fields sit in its file (first folder wins)."""
     loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found: dict[str, _Where] = {}
-    for path in sorted(p for p in corpus_dir.glob("*.yaml") if p.name != TOPICS_FILE):
+    paths = [p for d in folders for p in sorted(d.glob("*.yaml")) if p.name != TOPICS_FILE]
+    for path in paths:
         try:
             root = yaml.compose(path.read_text(encoding="utf-8"), Loader=loader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -123,8 +125,9 @@ def _locate(corpus_dir: Path) -> dict[str, _Where]:
                 if isinstance(value, yaml.MappingNode):
                     for k, _ in value.value:
                         fields[str(k.value)] = k.start_mark.line + 1
-            found[str(keys["id"][1].value)] = _Where(
-                path, node.start_mark.line + 1, answer_line, exact, fields
+            found.setdefault(
+                str(keys["id"][1].value),
+                _Where(path, node.start_mark.line + 1, answer_line, exact, fields),
             )
     return found
 
@@ -294,18 +297,22 @@ async def _check_coding(
 
 async def verify_code(
     corpus: Corpus,
-    corpus_dir: Path,
+    folders: Path | Sequence[Path],
     executor: CodeExecutor | None = None,
     concurrency: int | None = None,
 ) -> CodeCheck:
-    """Run every model-answer block and verify every coding question (see the module doc)."""
+    """Run every model-answer block and verify every coding question (see the module doc).
+
+    ``folders`` are where the corpus's files are (the built-in folder, then any others), so
+    problems can be reported at their file and line.
+    """
     executor = executor or get_executor()
     check = CodeCheck()
     availability = await asyncio.to_thread(executor.available)
     if not availability.ok:
         check.unavailable = availability.reason
         return check
-    where = _locate(corpus_dir)
+    where = _locate([folders] if isinstance(folders, Path) else list(folders))
     limit = asyncio.Semaphore(concurrency or max(2, os.cpu_count() or 2))
     jobs: list[Awaitable[None]] = []
     for question in corpus.questions.values():

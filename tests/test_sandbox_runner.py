@@ -396,6 +396,66 @@ def test_blocked_actions_at_import_end_the_run(code: str, reason: str) -> None:
     assert report.correctness == 0.0 and report.passed == 0
 
 
+EXFILTRATION = {
+    "open": "print(open('test_solution.py').read())",
+    "glob-and-open": (
+        "import glob, os\n"
+        "for path in glob.glob(os.path.join(os.path.dirname(__file__), 'test_*.py')):\n"
+        "    print(open(path).read())"
+    ),
+    "pathlib": "import pathlib\nprint(pathlib.Path('/sandbox/test_solution.py').read_text())",
+    "copy-to-tmp": "import shutil\nshutil.copy('test_solution.py', '/tmp/t.py')",
+    "linecache": "import linecache\nlinecache.getlines('/sandbox/test_solution.py')",
+    "the-runner": "print(open('/sandbox/_runner.py').read())",
+    "os-open": "import os\nos.read(os.open('test_solution.py', os.O_RDONLY), 10**6)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXFILTRATION))
+def test_reading_the_tests_is_blocked(name: str) -> None:
+    report = check(EXFILTRATION[name] + "\n" + GOOD)
+    assert report.status == TestRunStatus.ERROR, report
+    assert "not allowed at import: reading the tests or the runner" in report.reason
+    assert report.correctness == 0.0
+
+
+def test_tracebacks_and_warnings_may_still_quote_the_tests() -> None:
+    tests = """
+import warnings
+
+from solution import call_logged
+
+
+def flaky():
+    raise ValueError("raised in the test module")
+
+
+def test_logs_the_failure(caplog):
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert call_logged(flaky) == "ValueError"
+    assert "raised in the test module" in caplog.text
+"""
+    solution = """
+import logging, traceback, warnings
+
+log = logging.getLogger(__name__)
+
+
+def call_logged(func):
+    try:
+        func()
+    except ValueError as exc:
+        log.exception("call failed")
+        traceback.format_exc()
+        traceback.print_exc()
+        warnings.warn("retrying", stacklevel=2)
+        return type(exc).__name__
+"""
+    report = check(solution, tests=tests)
+    assert report.status == TestRunStatus.PASSED, report
+
+
 # -- gaming the runner scores 0 ----------------------------------------------------------------
 
 GAMING = {

@@ -91,7 +91,11 @@ class BlockedError(PermissionError):
 
 
 def _make_guard(
-    trusted_roots: tuple[str, ...], launderers: frozenset[object], violations: list[str]
+    trusted_roots: tuple[str, ...],
+    launderers: frozenset[object],
+    readers: frozenset[object],
+    secrets: frozenset[str],
+    violations: list[str],
 ) -> object:
     """The audit hook. It blocks, when the candidate's code asks for them:
 
@@ -103,6 +107,10 @@ def _make_guard(
       sys.setprofile and new audit hooks: ways to reach the runner's objects and frames;
     * writing, creating, removing or renaming any file outside /tmp, and reading
       /proc/*/mem;
+    * reading the test module or this runner (``secrets``, by file name), directly or
+      through a stdlib helper that reads files for its caller (``readers``: pathlib,
+      shutil, linecache, inspect.getsource...); the standard library may still read them
+      for itself (a traceback or a warning quoting a test's line);
     * sys._getframe and frame attributes of tracebacks, generators and coroutines
       (``tb_frame``, ``gi_frame``, ``cr_frame``) when the candidate's code asks directly,
       or through a stdlib helper whose job is to hand out frames (inspect.currentframe,
@@ -122,6 +130,7 @@ def _make_guard(
     get_ident = threading.get_ident
     getframe = sys._getframe
     abspath = os.path.abspath
+    basename = os.path.basename
     readlink = os.readlink
     import socket
 
@@ -160,6 +169,12 @@ def _make_guard(
             frame = frame.f_back
         return frame is not None and untrusted(frame.f_code)
 
+    def candidate_reads() -> bool:
+        frame: FrameType | None = getframe(3)
+        while frame is not None and frame.f_code in readers:
+            frame = frame.f_back
+        return frame is not None and untrusted(frame.f_code)
+
     def outside_tmp(path: object, dir_fd: object = None) -> bool:
         if isinstance(path, int) or path is None:
             return False
@@ -186,6 +201,8 @@ def _make_guard(
                     return f"writing {abspath(fsdecode(path))!r} (only /tmp is writable)"  # type: ignore[arg-type]
                 return None
             text = fsdecode(path) if isinstance(path, str | bytes) else ""
+            if basename(text) in secrets and candidate_reads():
+                return f"reading the tests or the runner ({abspath(text)!r})"
             memory = "proc" in text and abspath(text).endswith(("/mem", "/pagemap"))
             if memory and candidate_on_stack():
                 return f"reading {text!r}"
@@ -383,9 +400,35 @@ def main() -> None:
             asyncio.base_tasks._task_get_stack,
         )
     )
+    import linecache
+    import pathlib
+    import shutil
+    import tokenize
+
+    readers = frozenset(
+        f.__code__
+        for f in (
+            pathlib.Path.read_text,
+            pathlib.Path.read_bytes,
+            pathlib.Path.open,
+            shutil.copyfile,
+            shutil.copy,
+            shutil.copy2,
+            shutil.copytree,
+            linecache.getline,
+            linecache.getlines,
+            linecache.updatecache,
+            inspect.getsource,
+            inspect.getsourcelines,
+            inspect.findsource,
+            tokenize.open,
+        )
+    )
+    secrets = frozenset({os.path.basename(tests_path), os.path.basename(here)})
     violations: list[str] = []
     before = _snapshot()
-    sys.addaudithook(_make_guard(trusted, launderers, violations))  # type: ignore[arg-type]
+    guard = _make_guard(trusted, launderers, readers, secrets, violations)
+    sys.addaudithook(guard)  # type: ignore[arg-type]
 
     try:
         importlib.import_module(SOLUTION_MODULE)
@@ -441,6 +484,13 @@ def main() -> None:
         return text[:2000]
 
     class Reporter:
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(self, config: pytest.Config) -> None:
+            # Python's own traceback format: pytest's re-parses source files with ast, which
+            # CPython 3.11 can fail (SystemError) when garbage collection runs a finalizer
+            # that formats a traceback mid-parse; the failure message is the same either way.
+            config.option.tbstyle = "native"
+
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
             if not items:

@@ -22,7 +22,9 @@ things the candidate cannot forge easily:
   ``os._exit(0)`` at import, or any early exit, is an ``error`` and never a pass. What the
   candidate prints, on stdout or on any file descriptor, cannot be mistaken for results.
 * **Tests and runner are read-only.** They are read-only bind mounts in a read-only
-  directory; ``solution.py`` and ``/tmp`` are the only writable places.
+  directory; ``solution.py`` and ``/tmp`` are the only writable places. The candidate's
+  code may not read them either (the audit hook below), and a hidden run's printed output
+  is never returned, so hidden tests do not leak through a print.
 * **An audit hook** (``sys.addaudithook``, installed before the candidate's import) blocks
   process creation, ctypes, sockets, the gc and frame introspection that reaches the
   runner, trace and profile functions, and writes outside ``/tmp``. A blocked event fails
@@ -421,11 +423,16 @@ async def run_coding_tests(
     visible: bool = False,
     executor: CodeExecutor | None = None,
 ) -> TestRunReport:
-    """A question's hidden tests (or its visible ones) against ``code``: the app's one path."""
-    return await run_tests(
+    """A question's hidden tests (or its visible ones) against ``code``: the app's one path.
+
+    A hidden run keeps what the code printed to itself (``output`` is empty): a solution can
+    read the test module it runs beside and print it. Test names and failure messages stay.
+    """
+    report = await run_tests(
         code,
         spec.visible_tests if visible else spec.hidden_tests,
         time_limit_s=spec.time_limit_s,
         memory_mb=spec.memory_mb,
         executor=executor,
     )
+    return report if visible else report.model_copy(update={"output": ""})

@@ -598,6 +598,24 @@ def test_a_missing_function_fails_every_test() -> None:
     assert "could not be collected" in report.reason and "add" in report.reason
 
 
+def test_keyboard_interrupt_from_the_code_fails_only_that_test() -> None:
+    report = check(
+        """
+        import pytest
+        def add(a, b):
+            if a == 10:
+                raise KeyboardInterrupt("stop")
+            if a == -1:
+                pytest.exit("leave")
+            return a + b
+        """
+    )
+    assert report.status == TestRunStatus.FAILED, report
+    assert (report.passed, report.total) == (3, 4)
+    failed = next(t for t in report.tests if not t.passed)
+    assert "escaped the test" in failed.message
+
+
 def test_exceptions_at_import_are_errors() -> None:
     report = check("raise SystemExit(0)\n")
     assert report.status == TestRunStatus.ERROR

@@ -483,7 +483,19 @@ def main() -> None:
             text = str(longrepr).strip().splitlines()[-1] if longrepr else ""
         return text[:2000]
 
+    class EscapedInterrupt(Exception):  # noqa: N818 (named for what the test report says)
+        """A KeyboardInterrupt or pytest.exit from the code under test, as a failure."""
+
     class Reporter:
+        @pytest.hookimpl(wrapper=True)
+        def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> object:
+            # pytest ends the whole session on KeyboardInterrupt (or pytest.exit) in a test;
+            # from the code under test it is that test's failure, and the session goes on.
+            try:
+                return (yield)
+            except (KeyboardInterrupt, pytest.exit.Exception) as exc:
+                raise EscapedInterrupt(f"{type(exc).__name__} escaped the test: {exc}") from exc
+
         @pytest.hookimpl(trylast=True)
         def pytest_configure(self, config: pytest.Config) -> None:
             # Python's own traceback format: pytest's re-parses source files with ast, which

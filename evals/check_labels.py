@@ -138,7 +138,9 @@ def check_file(
             elif relation != "padding_of" and _first(base) != _first(item):
                 # The first annotator labels the pair together; a blind second annotator
                 # rates each item alone, so their means may differ (that is disagreement).
-                errors.append(f"{where}: {relation} must have the base's score ({_first(base)})")
+                errors.append(
+                    f"{where}: {relation} must have the base's score ({_first(base)})"
+                )
             elif relation == "padding_of" and not 0 <= base.human_score - item.human_score <= 0.5:
                 errors.append(f"{where}: padding keeps the base's score (or 0.5 lower)")
     return errors, warnings, items

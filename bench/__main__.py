@@ -2,7 +2,7 @@
 
     python -m bench                 # everything (about 10 minutes on 2 cores)
     python -m bench --only grading  # one section: embeddings, index, selection, grading,
-                                    # llm, turn, app, speech
+                                    # llm, turn, app, speech, sandbox
     python -m bench --quick         # skip the 100,000-question size sweep
 
 Every section runs on real components (onnxruntime, Chroma embedded and `chroma run`,

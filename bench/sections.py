@@ -32,6 +32,7 @@ from app.retrieval.selector import AskedTurn, Selector
 from app.services import build_engine, build_foundation, warm_rubric_vectors
 from app.text import split_sentences
 from bench.common import Table, peak_rss_mb, percentiles, scratch_settings
+from bench.sandbox import sandbox
 from tests.support.local import CHROMIUM, CHROMIUM_FLAGS, chroma_server, free_port
 from tests.support.openai_server import OpenAIStubServer, Reply
 
@@ -474,4 +475,5 @@ SECTIONS: dict[str, Callable[[bool], Table]] = {
     "turn": turn,
     "app": app,
     "speech": speech,
+    "sandbox": sandbox,
 }
